@@ -1,0 +1,158 @@
+public import Foundation
+
+/// What kind of thing a change describes.
+public enum EntityKind: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// An article (shared with everyone). Key: the article id.
+    case article = 1
+    /// A comment (shared with everyone). Key: the comment id.
+    case comment = 2
+    /// A read state (private to the account of the replica that wrote it). Key: the article id.
+    case readState = 3
+
+    /// Who may receive changes of this kind.
+    public var scope: ChangeScope { self == .readState ? .private : .shared }
+
+    /// `article`, `comment` or `readState`.
+    public var description: String {
+        switch self {
+        case .article: return "article"
+        case .comment: return "comment"
+        case .readState: return "readState"
+        }
+    }
+
+    /// Parses the textual form.
+    public init?(name: String) {
+        guard let kind = Self.allCases.first(where: { $0.description == name }) else { return nil }
+        self = kind
+    }
+}
+
+/// Who may receive a change: everyone, or only replicas of the writer's account.
+///
+/// Knowledge is kept per origin replica and scope, so a replica that may not hold another
+/// account's private changes never claims to hold them and never relays a gap.
+public enum ChangeScope: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// Articles and comments.
+    case shared = 0
+    /// Read state: only for replicas of the same account.
+    case `private` = 1
+
+    /// `shared` or `private`.
+    public var description: String { self == .shared ? "shared" : "private" }
+}
+
+/// The new value a change writes to one field.
+public enum ChangeValue: Sendable, Hashable, Codable, CustomStringConvertible {
+    /// No value (unread, unsaved, a progress reset).
+    case null
+    /// A boolean.
+    case bool(Bool)
+    /// A signed 64-bit integer (times are milliseconds since 1970).
+    case int(Int64)
+    /// A double.
+    case double(Double)
+    /// Text (article content is canonical JSON text).
+    case string(String)
+
+    /// The value as JSON-ish text, for logs.
+    public var description: String {
+        switch self {
+        case .null: return "null"
+        case .bool(let b): return b ? "true" : "false"
+        case .int(let i): return String(i)
+        case .double(let d): return String(d)
+        case .string(let s): return s.count > 60 ? "\"\(s.prefix(57))...\"" : "\"\(s)\""
+        }
+    }
+
+    /// The integer, if this is one.
+    public var intValue: Int64? { if case .int(let i) = self { return i } else { return nil } }
+    /// The double (or integer as double), if this is one.
+    public var doubleValue: Double? {
+        switch self {
+        case .double(let d): return d
+        case .int(let i): return Double(i)
+        default: return nil
+        }
+    }
+    /// The string, if this is one.
+    public var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    /// The boolean, if this is one.
+    public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
+    /// Whether this is `.null`.
+    public var isNull: Bool { if case .null = self { return true } else { return false } }
+}
+
+/// The fields each entity's changes may write. The merge rule of each is in `Schemas/merge-rules.md`.
+public enum ChangeField {
+    /// Article: the whole published version as canonical JSON; highest (updatedAt, hlc, origin) wins.
+    public static let articleContent = "content"
+    /// Comment: creation record (article, parent, author) as canonical JSON; written once.
+    public static let commentCreated = "created"
+    /// Comment: the text; last writer wins among the author's writes.
+    public static let commentBody = "body"
+    /// Comment: deleted flag; once true, true forever.
+    public static let commentDeleted = "deleted"
+    /// Read state: read time in ms, or null for unread; last writer wins.
+    public static let read = "read"
+    /// Read state: progress 0…1, or null for a reset by "mark unread"; furthest since the last reset wins.
+    public static let progress = "progress"
+    /// Read state: saved time in ms, or null for unsaved; last writer wins.
+    public static let saved = "saved"
+
+    /// The fields allowed for each entity.
+    public static func allowed(for entity: EntityKind) -> Set<String> {
+        switch entity {
+        case .article: return [articleContent]
+        case .comment: return [commentCreated, commentBody, commentDeleted]
+        case .readState: return [read, progress, saved]
+        }
+    }
+}
+
+/// One change: a new value for one field of one entity, stamped and attributed.
+///
+/// Changes are the unit of the change log, of bundles and of merging. `(origin, seq)` identifies a change
+/// everywhere; `hlc` and `origin` order concurrent writes.
+public struct Change: Sendable, Hashable, Codable {
+    /// The replica that made the change.
+    public var origin: ReplicaID
+    /// The origin's sequence number for this change (1, 2, 3…, without gaps per origin).
+    public var seq: UInt64
+    /// When it was made, on the origin's hybrid logical clock.
+    public var hlc: HLCTimestamp
+    /// What it describes.
+    public var entity: EntityKind
+    /// Which one: article id, comment id, or (read state) article id.
+    public var key: String
+    /// Which field it writes.
+    public var field: String
+    /// The new value.
+    public var value: ChangeValue
+
+    /// Creates a change.
+    public init(origin: ReplicaID, seq: UInt64, hlc: HLCTimestamp, entity: EntityKind,
+                key: String, field: String, value: ChangeValue) {
+        self.origin = origin
+        self.seq = seq
+        self.hlc = hlc
+        self.entity = entity
+        self.key = key
+        self.field = field
+        self.value = value
+    }
+
+    /// The scope of the change, from its entity.
+    public var scope: ChangeScope { entity.scope }
+}
+
+/// A change as this replica's log holds it, with the replica-local order it was recorded in.
+public struct ChangeLogEntry: Sendable, Hashable, Codable {
+    /// The local sequence number: the order this replica recorded it (its own or received).
+    public var localSequence: Int64
+    /// The change.
+    public var change: Change
+    /// The account of the origin replica.
+    public var originAccount: String
+}

@@ -1,0 +1,270 @@
+public import Foundation
+package import GRDB
+import Synchronization
+
+/// Whether a replica is a user's device or a sync server's store.
+public enum ReplicaRole: String, Sendable, Codable {
+    /// A device of one account: holds shared data and its own account's read state.
+    case device
+    /// A sync server: holds shared data and every account's read state, and hands each account only its own.
+    case server
+}
+
+/// Settings of an opened replica: the clock, the id generator and sync bounds.
+public struct ReplicaOptions: Sendable {
+    /// Where wall-clock time comes from; the hybrid logical clock builds on it.
+    public var wallClock: any WallClock
+    /// How far (ms) a received change's timestamp may lead this replica's wall clock before the bundle is
+    /// refused. Default 10 minutes.
+    public var maxClockLeadMillis: Int64
+    /// Makes ids for new comments. Default: a random lowercase UUID.
+    public var makeID: @Sendable () -> String
+    /// How long (seconds) to wait for another process holding the write lock. Default 10.
+    public var busyTimeout: TimeInterval
+
+    /// Creates options; every parameter has a production default.
+    public init(wallClock: any WallClock = SystemWallClock(),
+                maxClockLeadMillis: Int64 = 10 * 60 * 1000,
+                makeID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() },
+                busyTimeout: TimeInterval = 10) {
+        self.wallClock = wallClock
+        self.maxClockLeadMillis = maxClockLeadMillis
+        self.makeID = makeID
+        self.busyTimeout = busyTimeout
+    }
+}
+
+/// One replica: a device's (or the server's) copy of articles, comments and read state, with its change log.
+///
+/// Every mutation records its change-log entries in the same SQLite transaction as the data. A replica file
+/// may be used by several processes at once (WAL mode, busy timeout). All methods are synchronous and
+/// thread-safe; call them off the main thread in an app.
+///
+/// ```swift
+/// let replica = try Replica.create(at: "/path/reader.db", account: "alice")
+/// try replica.upsertArticles(articles)
+/// try replica.markRead("some-article")
+/// let feed = try replica.feed(FeedQuery(unreadOnly: true))
+/// ```
+public final class Replica: Sendable {
+    /// This replica's id.
+    public let replicaID: ReplicaID
+    /// The account this replica belongs to.
+    public let account: String
+    /// Device or server.
+    public let role: ReplicaRole
+    /// The database file, or nil for an in-memory replica.
+    public let path: String?
+
+    /// The database, for the reference server's own tables (same package only; not an app API).
+    package var database: any DatabaseWriter { writer }
+
+    let writer: any DatabaseWriter
+    let options: ReplicaOptions
+    let observers = Observers()
+
+    private init(writer: any DatabaseWriter, path: String?, options: ReplicaOptions) throws {
+        self.writer = writer
+        self.path = path
+        self.options = options
+        let row = try Self.guarded("read replica identity") {
+            try writer.read { db in try Row.fetchOne(db, sql: "SELECT replica_id, account, role FROM replica") }
+        }
+        guard let row, let id = ReplicaID(string: row["replica_id"]),
+              let role = ReplicaRole(rawValue: row["role"]) else {
+            throw ReaderSyncError.incompatibleReplica("\(path ?? "in-memory replica") has no replica identity; it is not a ReaderSync replica")
+        }
+        self.replicaID = id
+        self.account = row["account"]
+        self.role = role
+    }
+
+    // MARK: - Opening
+
+    /// Creates a new replica file for `account`.
+    ///
+    /// - Throws: ``ReaderSyncError`` if the file already exists, cannot be written, or the name is invalid.
+    public static func create(at path: String, account: String, role: ReplicaRole = .device,
+                              options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
+        try Account.validate(account)
+        if FileManager.default.fileExists(atPath: path) {
+            throw ReaderSyncError.invalidInput("\(path) already exists; open it instead of creating it")
+        }
+        let dir = (URL(fileURLWithPath: path).deletingLastPathComponent().path)
+        guard FileManager.default.isWritableFile(atPath: dir.isEmpty ? "." : dir) else {
+            throw ReaderSyncError.storage("cannot create replica at \(path): directory \(dir) is not writable or does not exist")
+        }
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration(options))
+            try initialize(pool, account: account, role: role, options: options)
+            return try Replica(writer: pool, path: path, options: options)
+        } catch let error as DatabaseError {
+            try? FileManager.default.removeItem(atPath: path)
+            throw ReaderSyncError.storage("cannot create replica at \(path): \(error.message ?? error.description)")
+        }
+    }
+
+    /// Opens an existing replica file, migrating an older schema forward.
+    ///
+    /// A file that is not a replica, or one made by a newer version, is refused and left untouched.
+    /// - Throws: ``ReaderSyncError/incompatibleReplica(_:)``, ``ReaderSyncError/notFound(_:)``.
+    public static func open(at path: String, options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
+            throw ReaderSyncError.notFound("no replica at \(path); create one with `readersync init`")
+        }
+        guard !isDirectory.boolValue else {
+            throw ReaderSyncError.incompatibleReplica("\(path) is a directory, not a ReaderSync replica")
+        }
+        try inspect(path: path)
+        do {
+            let pool = try DatabasePool(path: path, configuration: configuration(options))
+            try StoreSchema.migrator().migrate(pool)
+            return try Replica(writer: pool, path: path, options: options)
+        } catch let error as DatabaseError {
+            throw ReaderSyncError.storage("cannot open replica \(path): \(error.message ?? error.description)")
+        }
+    }
+
+    /// Creates a replica that lives in memory only: for tests, previews and simulations.
+    public static func inMemory(account: String, role: ReplicaRole = .device,
+                                replicaID: ReplicaID = .random(),
+                                options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
+        try Account.validate(account)
+        return try guarded("create in-memory replica") {
+            let queue = try DatabaseQueue(configuration: configuration(options))
+            try initialize(queue, account: account, role: role, replicaID: replicaID, options: options)
+            return try Replica(writer: queue, path: nil, options: options)
+        }
+    }
+
+    private static func configuration(_ options: ReplicaOptions) -> Configuration {
+        var config = Configuration()
+        config.busyMode = .timeout(options.busyTimeout)
+        config.foreignKeysEnabled = true
+        return config
+    }
+
+    private static func initialize(_ writer: any DatabaseWriter, account: String, role: ReplicaRole,
+                                   replicaID: ReplicaID = .random(), options: ReplicaOptions) throws {
+        try StoreSchema.migrator().migrate(writer)
+        try writer.write { db in
+            let now = options.wallClock.nowMillis()
+            try db.execute(sql: """
+                INSERT INTO replica (singleton, replica_id, account, role, created_at, clock, last_seq)
+                VALUES (1, ?, ?, ?, ?, 0, 0)
+                """, arguments: [replicaID.description, account, role.rawValue, now])
+            try db.execute(sql: "INSERT INTO origin (id, replica_id, account) VALUES (1, ?, ?)",
+                           arguments: [replicaID.description, account])
+        }
+    }
+
+    /// Checks, read-only, that `path` is a replica this build can open.
+    private static func inspect(path: String) throws {
+        var config = Configuration()
+        config.readonly = true
+        let appID: Int32
+        let version: Int
+        let tables: Int
+        do {
+            let queue = try DatabaseQueue(path: path, configuration: config)
+            (appID, version, tables) = try queue.read { db in
+                (try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0,
+                 try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0,
+                 try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM sqlite_master") ?? 0)
+            }
+            try queue.close()
+        } catch let error as DatabaseError {
+            if error.resultCode == .SQLITE_NOTADB {
+                throw ReaderSyncError.incompatibleReplica("\(path) is not a ReaderSync replica (not a SQLite database)")
+            }
+            throw ReaderSyncError.incompatibleReplica("cannot read \(path): \(error.message ?? error.description)")
+        }
+        guard appID == StoreSchema.applicationID, tables > 0 else {
+            throw ReaderSyncError.incompatibleReplica("\(path) is not a ReaderSync replica (it is some other SQLite database)")
+        }
+        guard version <= StoreSchema.currentVersion else {
+            throw ReaderSyncError.incompatibleReplica(
+                "\(path) was created by a newer ReaderSync (store schema v\(version); this build reads up to v\(StoreSchema.currentVersion)); upgrade ReaderSync to open it")
+        }
+    }
+
+    // MARK: - Error funnel
+
+    /// Runs `body`, turning SQLite errors into ``ReaderSyncError/storage(_:)`` with context.
+    static func guarded<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ReaderSyncError {
+            throw error
+        } catch let error as DatabaseError {
+            throw ReaderSyncError.storage("\(what): \(error.message ?? error.description)")
+        }
+    }
+
+    /// A write transaction; any error rolls it back whole.
+    func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        try Self.guarded(what) { try writer.write(body) }
+    }
+
+    /// A read.
+    func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
+        try Self.guarded(what) { try writer.read(body) }
+    }
+
+    /// The schema this build writes.
+    public static var schemaVersion: Int { StoreSchema.currentVersion }
+
+    /// The schema as SQL (what `Schemas/store-schema.sql` holds).
+    public func schemaSQL() throws -> String {
+        try read("read schema") { try StoreSchema.dumpSQL($0) }
+    }
+}
+
+// MARK: - Observation
+
+/// Something changed in a replica: which articles, comments and read states.
+public struct ReplicaEvent: Sendable, Equatable {
+    /// Where the change came from.
+    public enum Origin: Sendable, Equatable {
+        /// A mutation made through this `Replica` object.
+        case local
+        /// A bundle merged into it.
+        case merged
+    }
+    /// Where it came from.
+    public var origin: Origin
+    /// Articles whose content changed.
+    public var articleIDs: Set<String>
+    /// Comments that changed.
+    public var commentIDs: Set<String>
+    /// Articles whose read state changed.
+    public var readStateArticleIDs: Set<String>
+}
+
+final class Observers: Sendable {
+    private let continuations = Mutex<[UUID: AsyncStream<ReplicaEvent>.Continuation]>([:])
+
+    func add(_ continuation: AsyncStream<ReplicaEvent>.Continuation) {
+        let id = UUID()
+        continuation.onTermination = { [weak self] _ in
+            self?.continuations.withLock { _ = $0.removeValue(forKey: id) }
+        }
+        continuations.withLock { $0[id] = continuation }
+    }
+
+    func send(_ event: ReplicaEvent) {
+        guard !(event.articleIDs.isEmpty && event.commentIDs.isEmpty && event.readStateArticleIDs.isEmpty) else { return }
+        for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield(event) }
+    }
+}
+
+extension Replica {
+    /// A stream of events, one per committed mutation or merged bundle that changed something, so an app can
+    /// refresh what it shows. Events from other processes using the same file are not seen.
+    public func events() -> AsyncStream<ReplicaEvent> {
+        let (stream, continuation) = AsyncStream<ReplicaEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
+        observers.add(continuation)
+        return stream
+    }
+}
