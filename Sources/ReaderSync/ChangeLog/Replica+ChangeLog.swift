@@ -111,6 +111,7 @@ extension Replica {
             try compact(db, superseded)
             if let content {
                 let text = try content.encoded()
+                let sortKey: Int64 = content.publishedAtMillis ?? content.updatedAtMillis ?? 0
                 try db.execute(sql: """
                     INSERT INTO article (id, source, url, title, byline, body, topics, related,
                                          published_at, updated_at, sort_key, content)
@@ -124,7 +125,7 @@ extension Replica {
                         target.key, content.source, content.url, content.title, content.byline, content.body,
                         try CanonicalJSON.string(content.topics), try CanonicalJSON.string(content.related),
                         content.publishedAtMillis, content.updatedAtMillis,
-                        content.publishedAtMillis ?? content.updatedAtMillis ?? 0, text,
+                        sortKey, text,
                     ])
             }
         case .comment:
