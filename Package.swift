@@ -69,6 +69,13 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // Benchmarks: Tools/scripts/bench.sh runs them on a release build.
+        .executableTarget(
+            name: "readersync-bench",
+            dependencies: ["ReaderSync"],
+            path: "Tools/Benchmarks/Sources/readersync-bench",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "ReaderSyncTests",
             dependencies: [

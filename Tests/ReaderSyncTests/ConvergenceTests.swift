@@ -1,0 +1,219 @@
+import Foundation
+import Testing
+@testable import ReaderSync
+
+/// A small deterministic random number generator (SplitMix64), so a failing seed can be replayed.
+struct SeededRandom: RandomNumberGenerator {
+    private var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// One simulated world: several replicas of several accounts, random operations, random sync.
+struct Simulation {
+    struct Device {
+        let replica: Replica
+        let clock: ManualWallClock
+    }
+    var rng: SeededRandom
+    var devices: [Device] = []
+    var pending: [(data: Data, target: Int)] = []
+    var createdComments = Set<String>()
+    let articleIDs = ["a1", "a2", "a3"]
+    var log: [String] = []
+
+    init(seed: UInt64) throws {
+        rng = SeededRandom(seed: seed)
+        let base: Int64 = 1_751_500_000_000
+        for (index, account) in ["alice", "alice", "bob", "carol"].enumerated() {
+            // Wall clocks disagree by up to two seconds, well within the skew bound.
+            let clock = ManualWallClock(millis: base + Int64.random(in: -2000...2000, using: &rng))
+            let counter = Counter()
+            let replica = try Replica.inMemory(
+                account: account,
+                replicaID: ReplicaID(bytes: (0..<16).map { _ in UInt8.random(in: 0...255, using: &rng) }) ?? .random(),
+                options: ReplicaOptions(wallClock: clock, makeID: { "r\(index)-c\(counter.next())" }))
+            devices.append(Device(replica: replica, clock: clock))
+        }
+        try devices[0].replica.upsertArticles(articleIDs.map { sampleArticle($0) })
+    }
+
+    mutating func pick<T>(_ items: [T]) -> T? {
+        items.isEmpty ? nil : items[Int.random(in: 0..<items.count, using: &rng)]
+    }
+
+    mutating func step() throws {
+        for device in devices {
+            // Mostly small steps, sometimes none (same millisecond), sometimes a backwards jump.
+            let roll = Int.random(in: 0..<10, using: &rng)
+            device.clock.advance(by: roll == 0 ? 0 : roll == 1 ? -500 : Int64.random(in: 1...40, using: &rng))
+        }
+        let d = Int.random(in: 0..<devices.count, using: &rng)
+        let replica = devices[d].replica
+        let held = try replica.feed().map(\.article.id)
+        guard let article = pick(held) else {
+            try syncPair()
+            return
+        }
+        let op = Int.random(in: 0..<14, using: &rng)
+        log.append("r\(d) op\(op) \(article)")
+        do {
+            switch op {
+            case 0: try replica.markRead(article)
+            case 1: try replica.markUnread(article)
+            case 2: try replica.setProgress(article, Double(Int.random(in: 0...10, using: &rng)) / 10)
+            case 3: try replica.save(article)
+            case 4: try replica.unsave(article)
+            case 5:
+                let parent = pick(try replica.comments(on: article).filter { !$0.comment.isDeleted }.map(\.comment.id))
+                let reply = Bool.random(using: &rng) ? parent : nil
+                let c = try replica.addComment(to: article, body: "text \(Int.random(in: 0...999, using: &rng))", replyTo: reply)
+                createdComments.insert(c.id)
+            case 6, 7:
+                let own = try allComments(replica).filter { $0.author == replica.account && !$0.isDeleted }
+                if let c = pick(own) {
+                    if op == 6 { try replica.editComment(c.id, body: "edit \(Int.random(in: 0...999, using: &rng))") }
+                    else { try replica.deleteComment(c.id) }
+                }
+            case 8:
+                var a = try replica.article(article).article
+                a.title = "v\(Int.random(in: 0...3, using: &rng))"
+                a.updatedAt = Date(timeIntervalSince1970: Double(Int.random(in: 0...3, using: &rng)) * 1000)
+                try replica.upsertArticles([a])
+            case 9, 10: try syncPair()
+            case 11, 12: try captureBundle()
+            default: try deliverPending()
+            }
+        } catch let error as ReaderSyncError {
+            switch error {
+            case .invalidInput, .notFound, .forbidden: break   // refused user actions change nothing
+            default: throw error
+            }
+        }
+    }
+
+    func allComments(_ replica: Replica) throws -> [ReaderSync.Comment] {
+        func flatten(_ threads: [CommentThread]) -> [ReaderSync.Comment] { threads.flatMap { [$0.comment] + flatten($0.replies) } }
+        return try articleIDs.flatMap { try flatten(replica.comments(on: $0)) }
+    }
+
+    mutating func syncPair() throws {
+        let a = Int.random(in: 0..<devices.count, using: &rng)
+        var b = Int.random(in: 0..<devices.count, using: &rng)
+        if a == b { b = (b + 1) % devices.count }
+        log.append("sync r\(a) r\(b)")
+        _ = try devices[a].replica.sync(with: devices[b].replica)
+    }
+
+    /// Exports a bundle for another replica now, to deliver later (possibly twice, in any order).
+    mutating func captureBundle() throws {
+        let a = Int.random(in: 0..<devices.count, using: &rng)
+        var b = Int.random(in: 0..<devices.count, using: &rng)
+        if a == b { b = (b + 1) % devices.count }
+        let target = devices[b].replica
+        let (data, _) = try devices[a].replica.exportBundleData(for: try target.knowledge(), account: target.account)
+        pending.append((data, b))
+        log.append("capture r\(a)->r\(b)")
+    }
+
+    mutating func deliverPending() throws {
+        guard !pending.isEmpty else { return }
+        let index = Int.random(in: 0..<pending.count, using: &rng)
+        let bundle = pending[index]
+        if Bool.random(using: &rng) { pending.remove(at: index) }   // else: it will be delivered again
+        log.append("deliver #\(index) -> r\(bundle.target)")
+        do {
+            try devices[bundle.target].replica.applyBundle(data: bundle.data)
+        } catch ReaderSyncError.missingChanges {
+            // A bundle overtaken by a gap: refused whole; fine, the changes come another way.
+        }
+    }
+
+    /// Delivers what is left in random order, then syncs every pair until nothing moves.
+    mutating func finish() throws {
+        while !pending.isEmpty { try deliverPending() }
+        for _ in 0..<3 {
+            for a in devices.indices {
+                for b in devices.indices where a < b { _ = try devices[a].replica.sync(with: devices[b].replica) }
+            }
+        }
+    }
+}
+
+@Suite("Convergence: random operations, random sync orders, duplicated and reordered bundles")
+struct ConvergenceTests {
+    static var seeds: [UInt64] {
+        if let text = ProcessInfo.processInfo.environment["READERSYNC_SEED"], let seed = UInt64(text) { return [seed] }
+        return (1...60).map { UInt64($0) &* 0x9E37_79B9 }
+    }
+
+    @Test(arguments: seeds)
+    func replicasConverge(seed: UInt64) throws {
+        var sim = try Simulation(seed: seed)
+        for _ in 0..<80 { try sim.step() }
+        try sim.finish()
+        let replay = "replay with READERSYNC_SEED=\(seed) swift test --filter ConvergenceTests"
+
+        // Same account: byte-identical dumps.
+        let byAccount = Dictionary(grouping: sim.devices.map(\.replica), by: \.account)
+        for (account, replicas) in byAccount {
+            let dumps = try replicas.map { try dumpString($0) }
+            #expect(Set(dumps).count == 1, "\(account)'s replicas diverged; \(replay)")
+        }
+        // Every account: the same articles and comments (the dump without read state).
+        let shared = try sim.devices.map { try dumpString($0.replica, account: "nobody") }
+        #expect(Set(shared).count == 1, "shared state diverged; \(replay)")
+        // Nothing lost: every comment written anywhere is on every replica.
+        for device in sim.devices {
+            let ids = Set(try sim.allComments(device.replica).map(\.id))
+            #expect(ids == sim.createdComments, "comments lost; \(replay)")
+        }
+        // Read state stayed with its account.
+        for device in sim.devices {
+            let foreign = try device.replica.changeLog(limit: 100_000)
+                .filter { $0.change.entity == .readState && $0.originAccount != device.replica.account }
+            #expect(foreign.isEmpty, "read state crossed accounts; \(replay)")
+        }
+    }
+
+    @Test func mergeIsIndependentOfArrivalOrder() throws {
+        // The same set of bundles applied in every order of three gives the same dump.
+        let clock = ManualWallClock(millis: 1_751_500_000_000)
+        let source = try Replica.inMemory(account: "alice", options: options(clock: clock))
+        try source.upsertArticles([sampleArticle("a")])
+        let a = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "x"))
+        let b = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "y"))
+        try sync(source, a)
+        try sync(source, b)
+        try a.setProgress("a", 0.9); clock.advance(by: 1)
+        try b.markUnread("a"); clock.advance(by: 1)
+        try b.setProgress("a", 0.2); clock.advance(by: 1)
+        try source.markRead("a")
+        let bundles = [
+            try a.exportBundleData(for: try source.knowledge(), account: "alice").data,
+            try b.exportBundleData(for: try source.knowledge(), account: "alice").data,
+            try source.exportBundleData(for: Knowledge(), account: "alice").data,
+        ]
+        var dumps = Set<String>()
+        for order in [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]] {
+            let target = try Replica.inMemory(account: "alice")
+            // The full bundle must come first or alongside: others may depend on the article; retry on gaps.
+            var queue = order
+            var rounds = 0
+            while let next = queue.first, rounds < 10 {
+                queue.removeFirst()
+                do { try target.applyBundle(data: bundles[next]) } catch ReaderSyncError.missingChanges { queue.append(next) }
+                rounds += 1
+            }
+            dumps.insert(try dumpString(target))
+        }
+        #expect(dumps.count == 1)
+        #expect(try #require(dumps.first).contains("\"progress\" : 0.2"))
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Testing
+@testable import ReaderSync
+
+@Suite("Store: files, schema, migrations, clock")
+struct StoreTests {
+    static var packageRoot: URL {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    }
+
+    @Test func migratedSchemaMatchesSchemasFile() throws {
+        let dir = TempDir()
+        let replica = try Replica.create(at: dir.path("r.db"), account: "alice")
+        let expected = try String(contentsOf: Self.packageRoot.appendingPathComponent("Schemas/store-schema.sql"), encoding: .utf8)
+        let actual = try replica.schemaSQL()
+        #expect(actual.trimmingCharacters(in: .whitespacesAndNewlines) == expected.trimmingCharacters(in: .whitespacesAndNewlines),
+                "Schemas/store-schema.sql is out of date: regenerate it with `readersync schema > Schemas/store-schema.sql`")
+        // The in-memory store migrates to the same schema.
+        #expect(try Replica.inMemory(account: "x").schemaSQL() == actual)
+    }
+
+    @Test func reopenKeepsIdentityAndData() throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        let id: ReplicaID
+        do {
+            let replica = try Replica.create(at: path, account: "alice")
+            id = replica.replicaID
+            try replica.upsertArticles(try fixtureArticles())
+            try replica.markRead(mainArticle)
+        }
+        let reopened = try Replica.open(at: path)
+        #expect(reopened.replicaID == id)
+        #expect(reopened.account == "alice")
+        #expect(try reopened.readState(of: mainArticle).isRead)
+    }
+
+    @Test func createRefusesExistingFileAndUnwritablePlaces() throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        _ = try Replica.create(at: path, account: "alice")
+        #expect(throws: ReaderSyncError.self) { try Replica.create(at: path, account: "alice") }
+        #expect(throws: ReaderSyncError.self) { try Replica.create(at: dir.path("missing/dir/r.db"), account: "alice") }
+        #expect(throws: ReaderSyncError.self) { try Replica.create(at: dir.path("r2.db"), account: "bad name!") }
+    }
+
+    @Test func notAReplicaIsRefusedAndUntouched() throws {
+        let dir = TempDir()
+        let text = dir.path("notes.txt")
+        try Data("just some text, long enough to not be a database header at all".utf8).write(to: URL(fileURLWithPath: text))
+        let before = try Data(contentsOf: URL(fileURLWithPath: text))
+        #expect(throws: ReaderSyncError.self) { try Replica.open(at: text) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: text)) == before)
+        #expect(throws: ReaderSyncError.notFound("no replica at \(dir.path("absent.db")); create one with `readersync init`")) {
+            try Replica.open(at: dir.path("absent.db"))
+        }
+    }
+
+    @Test func otherSQLiteDatabaseIsRefused() throws {
+        let dir = TempDir()
+        let path = dir.path("other.db")
+        let other = try Replica.create(at: path, account: "x")
+        try other.database.write { db in try db.execute(sql: "PRAGMA application_id = 42") }
+        let before = try other.database.read { db in try Int.fetchOne(db, sql: "PRAGMA application_id") }
+        #expect(before == 42)
+        do {
+            _ = try Replica.open(at: path)
+            Issue.record("opened a foreign database")
+        } catch let error as ReaderSyncError {
+            #expect(error.message.contains("not a ReaderSync replica"))
+        }
+    }
+
+    @Test func newerSchemaIsRefusedAndUntouched() throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        do {
+            let replica = try Replica.create(at: path, account: "alice")
+            try replica.database.write { db in try db.execute(sql: "PRAGMA user_version = 99") }
+        }
+        do {
+            _ = try Replica.open(at: path)
+            Issue.record("opened a newer replica")
+        } catch let error as ReaderSyncError {
+            #expect(error.message.contains("newer ReaderSync"))
+            #expect(error.message.contains("v99"))
+        }
+    }
+
+    @Test func twoConnectionsWriteOneReplicaConcurrently() async throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        let first = try Replica.create(at: path, account: "alice")
+        try first.upsertArticles(try fixtureArticles())
+        let second = try Replica.open(at: path)
+        let perWriter = 40
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for (index, replica) in [first, second].enumerated() {
+                group.addTask {
+                    for i in 0..<perWriter {
+                        try replica.addComment(to: mainArticle, body: "writer \(index) comment \(i)")
+                    }
+                }
+            }
+            try await group.waitForAll()
+        }
+        let comments = try first.comments(on: mainArticle)
+        #expect(comments.count == 2 * perWriter)
+        let status = try second.status()
+        #expect(status.lastSequence == UInt64(4 + 2 * 2 * perWriter))
+        // Sequence numbers have no gaps and no duplicates.
+        let seqs = try first.changeLog(limit: 100_000).map(\.change.seq)
+        #expect(Set(seqs).count == seqs.count)
+    }
+
+    @Test func clockSurvivesRestartAndBackwardsWallClock() throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        let clock = ManualWallClock(millis: 2_000_000)
+        let last: HLCTimestamp
+        do {
+            let replica = try Replica.create(at: path, account: "alice", options: options(clock: clock))
+            try replica.upsertArticles([sampleArticle("a")])
+            try replica.markRead("a")
+            last = try replica.status().clock
+            #expect(last.millis == 2_000_000)
+        }
+        // The wall clock jumps back an hour across a restart.
+        clock.set(2_000_000 - 3_600_000)
+        let reopened = try Replica.open(at: path, options: options(clock: clock))
+        try reopened.save("a")
+        let entries = try reopened.changeLog()
+        let stamps = entries.map(\.change.hlc)
+        #expect(stamps == stamps.sorted())
+        #expect(try #require(stamps.last) > last)
+        #expect(try reopened.status().clock.millis == 2_000_000)
+        // When the wall clock passes the old time again, the physical part follows it.
+        clock.set(2_000_500)
+        try reopened.unsave("a")
+        #expect(try reopened.status().clock == HLCTimestamp(millis: 2_000_500, counter: 0))
+    }
+
+    @Test func hlcCounterOrdersEventsWithinOneMillisecond() throws {
+        var clock = HybridLogicalClock(latest: .zero)
+        let a = try clock.tick(wallMillis: 10)
+        let b = try clock.tick(wallMillis: 10)
+        let c = try clock.tick(wallMillis: 9)
+        #expect(a < b && b < c)
+        #expect(c.millis == 10 && c.counter == 2)
+        try clock.receive(HLCTimestamp(millis: 50, counter: 7), wallMillis: 10, maxLeadMillis: 100)
+        let d = try clock.tick(wallMillis: 10)
+        #expect(d == HLCTimestamp(millis: 50, counter: 8))
+        #expect(throws: ReaderSyncError.self) {
+            try clock.receive(HLCTimestamp(millis: 1_000, counter: 0), wallMillis: 10, maxLeadMillis: 100)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+// ReaderSync benchmarks. Every figure is reported next to a baseline measured in the same run, as a ratio,
+// because the machines this runs on are shared and noisy.
+//
+//   bundle-size:  bytes per change of a delta bundle for a realistic mix (read marks, progress, saves,
+//                 comments, article versions) vs. the same changes as gzip-compressed JSON Lines.
+//   apply:        time to merge a bundle into a fresh replica vs. time to insert the same rows with plain SQL
+//                 through the same library (the change-log-free baseline: upserting articles + comments).
+import Foundation
+import ReaderSync
+
+struct Mix {
+    var articles = 200
+    var readMarks = 3000
+    var progress = 6000
+    var saves = 800
+    var comments = 1500
+    var edits = 300
+}
+
+func gzipSize(_ data: Data) throws -> Int {
+    let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rs-bench-\(UUID().uuidString)")
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(at: dir) }
+    let input = dir.appendingPathComponent("changes.jsonl")
+    try data.write(to: input)
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["gzip", "-6", "-k", input.path]
+    try process.run()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { throw ReaderSyncError.storage("gzip failed") }
+    let attributes = try FileManager.default.attributesOfItem(atPath: input.path + ".gz")
+    return (attributes[.size] as? Int) ?? 0
+}
+
+func makeReplica(mix: Mix, seed: UInt64) throws -> Replica {
+    var rng = SystemRandomNumberGenerator()
+    _ = seed
+    let clock = ManualWallClock(millis: 1_751_500_000_000)
+    let replica = try Replica.inMemory(account: "alice", options: ReplicaOptions(wallClock: clock))
+    var articles: [Article] = []
+    for i in 0..<mix.articles {
+        articles.append(Article(
+            id: "article-\(i)-" + String(repeating: "x", count: 20), source: ["Associated Press", "Reuters", "Globe and Mail"][i % 3],
+            url: "https://news.example/\(i)", title: "Headline number \(i) about something newsworthy",
+            byline: "Reporter \(i % 17)",
+            body: (0..<8).map { p in "Paragraph \(p) of article \(i): " + String(repeating: "words and more words ", count: 12) }
+                .joined(separator: "\n\n"),
+            topics: ["world", "politics"], related: ["article-\((i + 1) % mix.articles)"],
+            publishedAt: Date(timeIntervalSince1970: 1_751_000_000 + Double(i) * 60)))
+    }
+    try replica.upsertArticles(articles)
+    let ids = articles.map(\.id)
+    var commentIDs: [String] = []
+    for step in 0..<(mix.readMarks + mix.progress + mix.saves + mix.comments + mix.edits) {
+        clock.advance(by: Int64.random(in: 1...5000, using: &rng))
+        let id = ids[Int.random(in: 0..<ids.count, using: &rng)]
+        switch Int.random(in: 0..<(mix.readMarks + mix.progress + mix.saves + mix.comments + mix.edits), using: &rng) {
+        case ..<mix.readMarks: try replica.markRead(id)
+        case ..<(mix.readMarks + mix.progress): try replica.setProgress(id, Double(step % 100) / 100)
+        case ..<(mix.readMarks + mix.progress + mix.saves): try replica.save(id)
+        case ..<(mix.readMarks + mix.progress + mix.saves + mix.comments):
+            let c = try replica.addComment(to: id, body: "A reader's comment number \(step), a sentence or two long.")
+            commentIDs.append(c.id)
+        default:
+            if let c = commentIDs.randomElement(using: &rng) { try? replica.editComment(c, body: "Edited comment \(step).") }
+        }
+    }
+    return replica
+}
+
+func measure(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+}
+
+do {
+    let mix = Mix()
+    let replica = try makeReplica(mix: mix, seed: 1)
+
+    // Bundle size: everything the replica holds, as a bundle and as gzip'd JSON Lines of the same changes.
+    let (bundle, summary) = try replica.exportBundleData(for: Knowledge(), account: "alice")
+    let log = try replica.changeLog(limit: Int.max)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    var jsonl = Data()
+    for entry in log {
+        jsonl.append(try encoder.encode(entry.change))
+        jsonl.append(0x0A)
+    }
+    let gz = try gzipSize(jsonl)
+    let n = Double(summary.header.changeCount)
+    let articleBytes = log.filter { $0.change.entity == .article }.reduce(0) { $0 + ($1.change.value.stringValue?.utf8.count ?? 0) }
+    print("bundle-size: \(summary.header.changeCount) changes (\(log.filter { $0.change.entity == .article }.count) article versions, \(articleBytes) bytes of article text)")
+    print(String(format: "  bundle:         %8d bytes  %7.2f bytes/change", bundle.count, Double(bundle.count) / n))
+    print(String(format: "  gzip JSONL:     %8d bytes  %7.2f bytes/change", gz, Double(gz) / n))
+    print(String(format: "  ratio bundle/gzip-JSONL: %.3f", Double(bundle.count) / Double(gz)))
+
+    // Same comparison without article bodies (user actions only), which dominate day-to-day syncs.
+    let userOnly = log.filter { $0.change.entity != .article }
+    var userJSONL = Data()
+    for entry in userOnly { userJSONL.append(try encoder.encode(entry.change)); userJSONL.append(0x0A) }
+    let userGz = try gzipSize(userJSONL)
+    let since = Knowledge(entries: [Knowledge.Key(origin: replica.replicaID, scope: .shared): UInt64(mix.articles)])
+    // Private scope from 0, shared after the articles: user actions only.
+    let (userBundle, userSummary) = try replica.exportBundleData(for: since, account: "alice")
+    let m = Double(userSummary.header.changeCount)
+    print("bundle-size (user actions only): \(userSummary.header.changeCount) changes")
+    print(String(format: "  bundle:         %8d bytes  %7.2f bytes/change", userBundle.count, Double(userBundle.count) / m))
+    print(String(format: "  gzip JSONL:     %8d bytes  %7.2f bytes/change", userGz, Double(userGz) / Double(userOnly.count)))
+    print(String(format: "  ratio bundle/gzip-JSONL: %.3f", (Double(userBundle.count) / m) / (Double(userGz) / Double(userOnly.count))))
+
+    // Apply throughput vs. a baseline in the same run: decoding JSON Lines of the same changes.
+    var applySeconds = Double.infinity
+    var decodeSeconds = Double.infinity
+    for _ in 0..<3 {
+        let target = try Replica.inMemory(account: "alice")
+        applySeconds = min(applySeconds, try measure { try target.applyBundle(data: bundle) })
+        decodeSeconds = min(decodeSeconds, try measure {
+            let decoder = JSONDecoder()
+            for line in jsonl.split(separator: 0x0A) { _ = try decoder.decode(Change.self, from: line) }
+        })
+    }
+    print(String(format: "apply: %.0f changes/s merged into a fresh replica; baseline JSON Lines decode %.0f changes/s; ratio %.2f",
+                 n / applySeconds, n / decodeSeconds, decodeSeconds / applySeconds))
+} catch {
+    FileHandle.standardError.write(Data("readersync-bench: error: \(error)\n".utf8))
+    exit(1)
+}
