@@ -76,6 +76,13 @@ let package = Package(
             path: "Tools/Benchmarks/Sources/readersync-bench",
             swiftSettings: strictSettings
         ),
+        // Mutation fuzzer for bundles: Tools/scripts/fuzz.sh runs it on a release build.
+        .executableTarget(
+            name: "readersync-fuzz",
+            dependencies: ["ReaderSync"],
+            path: "Tools/Fuzz/Sources/readersync-fuzz",
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "ReaderSyncTests",
             dependencies: [

@@ -116,7 +116,7 @@ public final class Replica: Sendable {
         guard !isDirectory.boolValue else {
             throw ReaderSyncError.incompatibleReplica("\(path) is a directory, not a ReaderSync replica")
         }
-        try inspect(path: path)
+        try inspect(path: path, options: options)
         do {
             let pool = try DatabasePool(path: path, configuration: configuration(options))
             try StoreSchema.migrator().migrate(pool)
@@ -160,9 +160,11 @@ public final class Replica: Sendable {
     }
 
     /// Checks, read-only, that `path` is a replica this build can open.
-    private static func inspect(path: String) throws {
+    private static func inspect(path: String, options: ReplicaOptions) throws {
         var config = Configuration()
         config.readonly = true
+        // Another process may hold the write lock or be checkpointing: wait for it like any other access.
+        config.busyMode = .timeout(options.busyTimeout)
         let appID: Int32
         let version: Int
         let tables: Int
