@@ -1,0 +1,159 @@
+public import Foundation
+
+/// One HTTP request of the sync protocol, independent of the client library that sends it.
+public struct SyncHTTPRequest: Sendable, Equatable {
+    /// `GET` or `POST`.
+    public var method: String
+    /// The path below the server's base URL, for example `v1/sync/push` (no leading slash).
+    public var path: String
+    /// Header fields.
+    public var headers: [String: String]
+    /// The body, if any.
+    public var body: Data?
+
+    /// Creates a request.
+    public init(method: String, path: String, headers: [String: String] = [:], body: Data? = nil) {
+        self.method = method
+        self.path = path
+        self.headers = headers
+        self.body = body
+    }
+}
+
+/// One HTTP response of the sync protocol.
+public struct SyncHTTPResponse: Sendable, Equatable {
+    /// The status code.
+    public var status: Int
+    /// Header fields, names lowercased.
+    public var headers: [String: String]
+    /// The body.
+    public var body: Data
+
+    /// Creates a response; header names are lowercased.
+    public init(status: Int, headers: [String: String], body: Data) {
+        self.status = status
+        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        self.body = body
+    }
+
+    /// The value of a header field, by case-insensitive name.
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+}
+
+/// The sync protocol over any HTTP client: builds the requests, checks and decodes the responses, and turns
+/// problems into ``ReaderSyncError``.
+///
+/// ``URLSessionTransport`` uses it with `URLSession`; tests use it with an in-process client, so every HTTP
+/// client shares this one encoding.
+public struct HTTPSyncTransport: SyncTransport {
+    /// Sends one request and returns the response; throws only for network failures.
+    public typealias Send = @Sendable (SyncHTTPRequest) async throws -> SyncHTTPResponse
+
+    /// Where requests go, for error messages (for example `http://127.0.0.1:8080`).
+    public let serverDescription: String
+    private let token: String?
+    private let send: Send
+
+    /// Creates a transport that sends through `send`, with `token` as the bearer token.
+    public init(serverDescription: String, token: String?, send: @escaping Send) {
+        self.serverDescription = serverDescription
+        self.token = token
+        self.send = send
+    }
+
+    /// Who the token belongs to (`GET /v1/account`).
+    public func account() async throws -> RemoteAccount {
+        let response = try await exchange(SyncHTTPRequest(method: "GET", path: "v1/account"), expecting: SyncHTTP.jsonMediaType)
+        return try decode(RemoteAccount.self, from: response, what: "account")
+    }
+
+    /// What the server holds that this account may see (`GET /v1/sync/knowledge`).
+    public func knowledge() async throws -> Knowledge {
+        let response = try await exchange(SyncHTTPRequest(method: "GET", path: "v1/sync/knowledge"),
+                                          expecting: SyncHTTP.jsonMediaType)
+        return try decode(Knowledge.self, from: response, what: "knowledge")
+    }
+
+    /// Sends a bundle (`POST /v1/sync/push`).
+    public func push(_ bundle: Data) async throws -> PushResponse {
+        let request = SyncHTTPRequest(method: "POST", path: "v1/sync/push",
+                                      headers: ["Content-Type": SyncHTTP.bundleMediaType], body: bundle)
+        let response = try await exchange(request, expecting: SyncHTTP.jsonMediaType)
+        return try decode(PushResponse.self, from: response, what: "push answer")
+    }
+
+    /// Asks for a page of what `knowledge` lacks (`POST /v1/sync/pull`).
+    public func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(PullRequestBody(knowledge: knowledge, maxChanges: maxChanges))
+        } catch {
+            throw ReaderSyncError.transport("cannot encode the pull request: \(error)")
+        }
+        let request = SyncHTTPRequest(method: "POST", path: "v1/sync/pull",
+                                      headers: ["Content-Type": SyncHTTP.jsonMediaType], body: body)
+        let response = try await exchange(request, expecting: SyncHTTP.bundleMediaType)
+        switch response.header(SyncHTTP.completeHeader)?.lowercased() {
+        case "true": return PullPage(bundle: response.body, isComplete: true)
+        case "false": return PullPage(bundle: response.body, isComplete: false)
+        default:
+            throw ReaderSyncError.transport(
+                "\(serverDescription) sent a pull page without a valid \(SyncHTTP.completeHeader) header; is it a ReaderSync server?")
+        }
+    }
+
+    // MARK: - Plumbing
+
+    private func exchange(_ request: SyncHTTPRequest, expecting mediaType: String) async throws -> SyncHTTPResponse {
+        var request = request
+        if let token { request.headers["Authorization"] = "Bearer \(token)" }
+        request.headers["Accept"] = "\(mediaType), \(SyncHTTP.problemMediaType)"
+        let response: SyncHTTPResponse
+        do {
+            response = try await send(request)
+        } catch let error as ReaderSyncError {
+            throw error
+        } catch is CancellationError {
+            throw ReaderSyncError.transport("sync with \(serverDescription) was cancelled")
+        } catch {
+            throw ReaderSyncError.transport("cannot reach \(serverDescription): \(Self.describeNetworkError(error))")
+        }
+        guard (200..<300).contains(response.status) else { throw problem(response, request: request) }
+        guard SyncHTTP.mediaType(response.header("Content-Type")) == mediaType else {
+            throw ReaderSyncError.transport(
+                "\(serverDescription) answered \(request.method) /\(request.path) with \(response.header("Content-Type") ?? "no content type") instead of \(mediaType); is it a ReaderSync server?")
+        }
+        return response
+    }
+
+    private func decode<T: Decodable>(_ type: T.Type, from response: SyncHTTPResponse, what: String) throws -> T {
+        do {
+            return try JSONDecoder().decode(type, from: response.body)
+        } catch let error as DecodingError {
+            throw ReaderSyncError.transport("\(serverDescription) sent an unreadable \(what): \(describe(error))")
+        } catch {
+            throw ReaderSyncError.transport("\(serverDescription) sent an unreadable \(what): \(error)")
+        }
+    }
+
+    /// The error for a non-2xx answer: the problem's detail if it sent one.
+    private func problem(_ response: SyncHTTPResponse, request: SyncHTTPRequest) -> ReaderSyncError {
+        let problem = try? JSONDecoder().decode(ProblemDetails.self, from: response.body)
+        let detail = problem?.detail ?? "HTTP \(response.status) without a problem report"
+        switch response.status {
+        case 401:
+            return .transport(token == nil
+                ? "\(serverDescription) needs a token: pass --token or set READERSYNC_TOKEN (401: \(detail))"
+                : "\(serverDescription) rejected the token: it is unknown or revoked (401: \(detail))")
+        case 403:
+            return .forbidden("\(serverDescription) refused the push: \(detail)")
+        default:
+            return .transport("\(serverDescription) answered \(request.method) /\(request.path) with \(response.status): \(detail)")
+        }
+    }
+
+    /// One line for a network error.
+    static func describeNetworkError(_ error: any Error) -> String {
+        "\(error)".replacingOccurrences(of: "\n", with: " ")
+    }
+}

@@ -1,0 +1,158 @@
+import Foundation
+
+/// Page sizes of a sync with a server.
+public struct ServerSyncOptions: Sendable, Equatable {
+    /// At most this many changes per pushed bundle.
+    public var pushPageChanges: Int
+    /// A pushed bundle larger than this is split (halved until it fits, or holds one change).
+    public var maxPushBytes: Int
+    /// At most this many changes per pulled page; nil lets the server choose.
+    public var pullPageChanges: Int?
+
+    /// Creates options; the defaults suit a server with the default 32 MiB body limit.
+    public init(pushPageChanges: Int = 2_000, maxPushBytes: Int = 16 << 20, pullPageChanges: Int? = nil) {
+        self.pushPageChanges = max(1, pushPageChanges)
+        self.maxPushBytes = max(1, maxPushBytes)
+        self.pullPageChanges = pullPageChanges
+    }
+}
+
+/// Where a sync with a server is: reported after every page, for long transfers.
+public struct ServerSyncProgress: Sendable, Equatable {
+    /// Which direction is moving.
+    public enum Phase: String, Sendable, Equatable {
+        /// Sending this replica's changes.
+        case pushing
+        /// Receiving what the server holds and this replica lacks.
+        case pulling
+    }
+    /// The direction.
+    public var phase: Phase
+    /// Pages done so far in this direction.
+    public var pages: Int
+    /// Changes moved so far in this direction.
+    public var changes: Int
+    /// Bundle bytes moved so far in this direction.
+    public var bytes: Int
+    /// Whether this direction is done.
+    public var isComplete: Bool
+}
+
+/// What a sync with a server moved each way.
+public struct ServerSyncReport: Sendable, Equatable {
+    /// One direction.
+    public struct Direction: Sendable, Equatable {
+        /// Bundles sent or received.
+        public var pages = 0
+        /// Changes they carried.
+        public var changes = 0
+        /// Their bytes.
+        public var bytes = 0
+        /// Changes the receiver merged as new.
+        public var applied = 0
+        /// Changes the receiver already held.
+        public var duplicates = 0
+    }
+    /// The account the server knows the token as.
+    public var account: RemoteAccount
+    /// From this replica to the server.
+    public var pushed = Direction()
+    /// From the server to this replica.
+    public var pulled = Direction()
+    /// Changes the server refused; this replica keeps them.
+    public var refused: [RefusedChange] = []
+}
+
+extension Replica {
+    /// Syncs with a server in both directions: pushes what the server lacks, then pulls pages of what this
+    /// replica lacks, applying each page as it arrives.
+    ///
+    /// Each pushed bundle and each pulled page is applied atomically, so a failure part-way (a dropped
+    /// connection) leaves both sides consistent, and syncing again continues from what was applied. Afterwards
+    /// this replica and the server hold the same changes this account may see, as replica-to-replica sync does.
+    /// Only this replica's account's own replicas' changes are pushed: the server takes other accounts'
+    /// changes from their authors.
+    ///
+    /// - Parameters:
+    ///   - progress: called after every page.
+    /// - Throws: ``ReaderSyncError``: ``ReaderSyncError/transport(_:)`` for the network or the server,
+    ///   ``ReaderSyncError/forbidden(_:)`` for a push the server refused for rights,
+    ///   ``ReaderSyncError/invalidInput(_:)`` when the token belongs to another account.
+    public func sync(using transport: any SyncTransport, options: ServerSyncOptions = ServerSyncOptions(),
+                     progress: (@Sendable (ServerSyncProgress) -> Void)? = nil) async throws -> ServerSyncReport {
+        let remote = try await transport.account()
+        guard remote.name == account else {
+            throw ReaderSyncError.invalidInput(
+                "the token belongs to account '\(remote.name)', but this replica belongs to '\(account)'; use a token of '\(account)'")
+        }
+        var report = ServerSyncReport(account: remote)
+        try await push(using: transport, options: options, report: &report, progress: progress)
+        try await pull(using: transport, options: options, report: &report, progress: progress)
+        return report
+    }
+
+    private func push(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
+                      progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
+        var theirs = try await transport.knowledge()
+        var pageSize = options.pushPageChanges
+        while true {
+            try Task.checkCancellation()
+            let (data, summary) = try exportBundleData(for: try pushBasis(theirs), account: account, maxChanges: pageSize)
+            if summary.header.ranges.isEmpty { break }
+            if summary.bytes > options.maxPushBytes && summary.header.changeCount > 1 {
+                pageSize = max(1, Int(summary.header.changeCount) / 2)
+                continue
+            }
+            let answer = try await transport.push(data)
+            report.pushed.pages += 1
+            report.pushed.changes += Int(summary.header.changeCount)
+            report.pushed.bytes += data.count
+            report.pushed.applied += answer.applied
+            report.pushed.duplicates += answer.duplicates
+            report.refused += answer.refused
+            progress?(ServerSyncProgress(phase: .pushing, pages: report.pushed.pages, changes: report.pushed.changes,
+                                         bytes: report.pushed.bytes, isComplete: summary.isComplete))
+            if summary.isComplete { break }
+            let taken = summary.header.ranges.allSatisfy { answer.knowledge.seq(origin: $0.origin, scope: $0.scope) >= $0.to }
+            guard taken else {
+                throw ReaderSyncError.transport("the server did not take a pushed page; it may run another version of ReaderSync")
+            }
+            theirs = answer.knowledge
+        }
+    }
+
+    /// The knowledge to export a push for: the server's, with every other account's replica marked as held, so
+    /// that only changes the server will take (this account's own replicas') are sent.
+    private func pushBasis(_ server: Knowledge) throws -> Knowledge {
+        let mine = try knowledge()
+        let accounts = try originAccounts()
+        var basis = server
+        for (key, seq) in mine.entries where accounts[key.origin] != account {
+            basis.advance(origin: key.origin, scope: key.scope, to: seq)
+        }
+        return basis
+    }
+
+    private func pull(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
+                      progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
+        var mine = try knowledge()
+        while true {
+            try Task.checkCancellation()
+            let page = try await transport.pull(knowledge: mine, maxChanges: options.pullPageChanges)
+            let result = try applyBundle(data: page.bundle)
+            report.pulled.pages += 1
+            report.pulled.changes += result.received
+            report.pulled.bytes += page.bundle.count
+            report.pulled.applied += result.applied
+            report.pulled.duplicates += result.duplicates
+            progress?(ServerSyncProgress(phase: .pulling, pages: report.pulled.pages, changes: report.pulled.changes,
+                                         bytes: report.pulled.bytes, isComplete: page.isComplete))
+            if page.isComplete { break }
+            let next = try knowledge()
+            guard next != mine else {
+                throw ReaderSyncError.transport("the server sent an incomplete page that brought nothing new; stopping")
+            }
+            mine = next
+        }
+    }
+}

@@ -1,0 +1,222 @@
+public import Foundation
+
+/// A way to reach a sync server: the three exchanges of HTTP sync, whatever carries them.
+///
+/// ``URLSessionTransport`` speaks HTTP with `URLSession`; tests use an ``HTTPSyncTransport`` over an
+/// in-process client. ``Replica/sync(using:options:progress:)`` drives a transport: knowledge, push, pull pages.
+///
+/// Every method throws ``ReaderSyncError``: ``ReaderSyncError/transport(_:)`` for the network or a failing
+/// server, ``ReaderSyncError/forbidden(_:)`` when the server refuses a push for rights.
+public protocol SyncTransport: Sendable {
+    /// Who the token belongs to.
+    func account() async throws -> RemoteAccount
+    /// What the server holds that this account may see.
+    func knowledge() async throws -> Knowledge
+    /// Sends a bundle; the server applies it atomically and says what it now holds.
+    func push(_ bundle: Data) async throws -> PushResponse
+    /// Asks for a page of what `knowledge` lacks; `maxChanges` nil lets the server choose the page size.
+    func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage
+}
+
+/// The role of an account on a sync server.
+public enum AccountRole: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
+    /// Reads, marks read, comments; article changes it pushes are refused.
+    case reader
+    /// A reader that may also publish and correct articles.
+    case editor
+
+    /// `reader` or `editor`.
+    public var description: String { rawValue }
+}
+
+/// An account as the server describes it to its own token holder (`GET /v1/account`).
+public struct RemoteAccount: Sendable, Equatable, Codable {
+    /// The account name.
+    public var name: String
+    /// Its role.
+    public var role: AccountRole
+
+    /// Creates an account description.
+    public init(name: String, role: AccountRole) {
+        self.name = name
+        self.role = role
+    }
+}
+
+/// One change a receiver did not take, and why (the rest of its bundle was applied).
+public struct RefusedChange: Sendable, Equatable, Codable {
+    /// The replica that made it.
+    public var origin: ReplicaID
+    /// Its sequence number at that replica.
+    public var seq: UInt64
+    /// What it describes.
+    public var entity: EntityKind
+    /// Which one (article id, comment id, read state's article id).
+    public var key: String
+    /// Which field it writes.
+    public var field: String
+    /// Why it was refused, as one line.
+    public var reason: String
+
+    /// Creates a refusal.
+    public init(origin: ReplicaID, seq: UInt64, entity: EntityKind, key: String, field: String, reason: String) {
+        self.origin = origin
+        self.seq = seq
+        self.entity = entity
+        self.key = key
+        self.field = field
+        self.reason = reason
+    }
+
+    /// A refusal of `change`.
+    public init(_ change: Change, reason: String) {
+        self.init(origin: change.origin, seq: change.seq, entity: change.entity, key: change.key,
+                  field: change.field, reason: reason)
+    }
+
+    private enum CodingKeys: String, CodingKey { case origin, seq, entity, key, field, reason }
+
+    /// Decodes the JSON form, where `entity` is `article`, `comment` or `readState`.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let name = try c.decode(String.self, forKey: .entity)
+        guard let entity = EntityKind(name: name) else {
+            throw DecodingError.dataCorruptedError(forKey: .entity, in: c, debugDescription: "unknown entity '\(name)'")
+        }
+        self.init(origin: try c.decode(ReplicaID.self, forKey: .origin), seq: try c.decode(UInt64.self, forKey: .seq),
+                  entity: entity, key: try c.decode(String.self, forKey: .key),
+                  field: try c.decode(String.self, forKey: .field), reason: try c.decode(String.self, forKey: .reason))
+    }
+
+    /// Encodes the JSON form.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(origin, forKey: .origin)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(entity.description, forKey: .entity)
+        try c.encode(key, forKey: .key)
+        try c.encode(field, forKey: .field)
+        try c.encode(reason, forKey: .reason)
+    }
+}
+
+/// The answer to a push (`POST /v1/sync/push`): what the server now holds and what it did with the bundle.
+public struct PushResponse: Sendable, Equatable, Codable {
+    /// What the server holds after the push, as this account may see it.
+    public var knowledge: Knowledge
+    /// Changes the bundle carried.
+    public var received: Int
+    /// Changes that were new to the server and were merged.
+    public var applied: Int
+    /// Changes the server already held (a retried push is all duplicates).
+    public var duplicates: Int
+    /// Changes of other accounts' replicas, relayed by this one: not taken, they arrive from their authors.
+    public var ignored: Int
+    /// Changes the server refused (the client keeps them locally).
+    public var refused: [RefusedChange]
+
+    /// Creates a push answer.
+    public init(knowledge: Knowledge, received: Int, applied: Int, duplicates: Int, ignored: Int, refused: [RefusedChange]) {
+        self.knowledge = knowledge
+        self.received = received
+        self.applied = applied
+        self.duplicates = duplicates
+        self.ignored = ignored
+        self.refused = refused
+    }
+}
+
+/// One page of a pull: a bundle of what the client lacks, and whether it is the last.
+public struct PullPage: Sendable, Equatable {
+    /// The bundle (apply it with ``Replica/applyBundle(data:)``).
+    public var bundle: Data
+    /// Whether the bundle holds everything the client lacked; if not, pull again with the new knowledge.
+    public var isComplete: Bool
+
+    /// Creates a page.
+    public init(bundle: Data, isComplete: Bool) {
+        self.bundle = bundle
+        self.isComplete = isComplete
+    }
+}
+
+/// The body of a pull request (`POST /v1/sync/pull`): the client's knowledge and the page size it wants.
+public struct PullRequestBody: Sendable, Equatable, Codable {
+    /// The largest page a client may ask for.
+    public static let maxChangesLimit = 10_000
+    /// The page size when the client does not ask for one.
+    public static let defaultMaxChanges = 2_000
+
+    /// What the client holds.
+    public var knowledge: Knowledge
+    /// At most this many changes in the page (1...``maxChangesLimit``); nil for the server's default.
+    public var maxChanges: Int?
+
+    /// Creates a pull request body.
+    public init(knowledge: Knowledge, maxChanges: Int? = nil) {
+        self.knowledge = knowledge
+        self.maxChanges = maxChanges
+    }
+
+    /// Reads a pull request body, naming the field at fault.
+    /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
+    public static func decode(json data: Data) throws -> PullRequestBody {
+        let body: PullRequestBody
+        do {
+            body = try JSONDecoder().decode(PullRequestBody.self, from: data)
+        } catch let error as DecodingError {
+            throw ReaderSyncError.invalidInput("not a pull request: \(describe(error))")
+        } catch {
+            throw ReaderSyncError.invalidInput("not a pull request: the body is not JSON")
+        }
+        if let maxChanges = body.maxChanges, !(1...maxChangesLimit).contains(maxChanges) {
+            throw ReaderSyncError.invalidInput("maxChanges must be between 1 and \(maxChangesLimit), got \(maxChanges)")
+        }
+        return body
+    }
+}
+
+/// A problem report (RFC 9457) as the sync server sends it with every error (`application/problem+json`).
+public struct ProblemDetails: Sendable, Equatable, Codable {
+    /// A URI naming the kind of problem, for example `urn:readersync:problem:unauthorized`.
+    public var type: String
+    /// A short summary of the kind of problem.
+    public var title: String
+    /// The HTTP status code.
+    public var status: Int
+    /// What went wrong this time, as one line.
+    public var detail: String
+    /// The comment at fault, for a refused comment change.
+    public var comment: String?
+
+    /// Creates a problem report.
+    public init(type: String, title: String, status: Int, detail: String, comment: String? = nil) {
+        self.type = type
+        self.title = title
+        self.status = status
+        self.detail = detail
+        self.comment = comment
+    }
+}
+
+/// The media types and header names of the HTTP sync protocol (`Schemas/openapi.yaml`).
+public enum SyncHTTP {
+    /// A bundle body.
+    public static let bundleMediaType = "application/vnd.readersync.bundle"
+    /// A JSON body.
+    public static let jsonMediaType = "application/json"
+    /// An error body.
+    public static let problemMediaType = "application/problem+json"
+    /// The pull response header that says whether the page is the last (`true` or `false`).
+    public static let completeHeader = "ReaderSync-Complete"
+    /// The prefix of every problem type URI.
+    public static let problemTypePrefix = "urn:readersync:problem:"
+
+    /// The bare media type of a `Content-Type` value: lowercased, parameters dropped.
+    public static func mediaType(_ contentType: String?) -> String? {
+        guard let contentType else { return nil }
+        let bare = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
+        let trimmed = bare.trimmingCharacters(in: .whitespaces).lowercased()
+        return trimmed.isEmpty ? nil : trimmed
+    }
+}

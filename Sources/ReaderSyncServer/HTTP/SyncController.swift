@@ -1,0 +1,95 @@
+import Foundation
+import Hummingbird
+import Logging
+import ReaderSync
+
+/// The HTTP sync API (`Schemas/openapi.yaml`), served over a ``ServerStore``.
+struct SyncController {
+    let store: any ServerStore
+    let configuration: ServerConfiguration
+
+    /// Adds the routes: health without a token, the rest behind bearer authentication.
+    func addRoutes(to router: Router<ServerRequestContext>) {
+        router.get("/v1/health") { _, _ in try JSON.response(["status": "ok"]) }
+        let authenticated = router.group("/v1").add(middleware: BearerAuthMiddleware(store: store))
+        authenticated.get("account", use: account)
+        authenticated.get("sync/knowledge", use: knowledge)
+        authenticated.post("sync/push", use: push)
+        authenticated.post("sync/pull", use: pull)
+    }
+
+    // MARK: - Routes
+
+    /// `GET /v1/account`: who the token belongs to.
+    @Sendable func account(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        return try JSON.response(RemoteAccount(name: account.name, role: account.role))
+    }
+
+    /// `GET /v1/sync/knowledge`: what the server holds that this account may see.
+    @Sendable func knowledge(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        return try JSON.response(try await store.knowledge(for: account))
+    }
+
+    /// `POST /v1/sync/push`: applies a bundle atomically and says what the server now holds.
+    @Sendable func push(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try requireMediaType(request, SyncHTTP.bundleMediaType)
+        let bundle = try await body(of: request)
+        let answer = try await store.push(bundle, from: account)
+        context.logger.info("push", metadata: [
+            "bytes": "\(bundle.count)", "received": "\(answer.received)", "applied": "\(answer.applied)",
+            "duplicates": "\(answer.duplicates)", "ignored": "\(answer.ignored)", "refused": "\(answer.refused.count)",
+        ])
+        return try JSON.response(answer)
+    }
+
+    /// `POST /v1/sync/pull`: a page of what the client's knowledge lacks.
+    @Sendable func pull(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try requireMediaType(request, SyncHTTP.jsonMediaType)
+        let data = try await body(of: request)
+        let pull: PullRequestBody
+        do {
+            pull = try PullRequestBody.decode(json: data)
+        } catch let error as ReaderSyncError {
+            throw ProblemError.badRequest(error.message)
+        }
+        let maxChanges = pull.maxChanges ?? configuration.defaultPageSize
+        let page = try await store.pull(knowledge: pull.knowledge, for: account, maxChanges: maxChanges)
+        context.logger.info("pull", metadata: [
+            "bytes": "\(page.bundle.count)", "maxChanges": "\(maxChanges)", "complete": "\(page.isComplete)",
+        ])
+        var headers: HTTPFields = [.contentType: SyncHTTP.bundleMediaType]
+        if let complete = HTTPFields.Element.Name(SyncHTTP.completeHeader) {
+            headers[complete] = page.isComplete ? "true" : "false"
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.bundle)))
+    }
+
+    // MARK: - Helpers
+
+    private func requireMediaType(_ request: Request, _ expected: String) throws {
+        let got = request.headers[.contentType]
+        guard SyncHTTP.mediaType(got) == expected else {
+            throw ProblemError.unsupportedMediaType(expected: expected, got: got)
+        }
+    }
+
+    /// The request body, at most ``ServerConfiguration/maxBodyBytes``, or 413.
+    private func body(of request: Request) async throws -> Data {
+        let limit = configuration.maxBodyBytes
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
+            throw ProblemError.contentTooLarge(limit: limit)
+        }
+        var request = request
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
+            throw ProblemError.contentTooLarge(limit: limit)
+        }
+        return Data(buffer.readableBytesView)
+    }
+}

@@ -1,0 +1,246 @@
+import Dispatch
+public import Foundation
+import GRDB
+public import ReaderSync
+
+/// The default server store: one embedded SQLite database holding a server ``Replica`` (the same core that
+/// devices run: knowledge, bundles, merge rules) and the server's accounts in a `server_account` table beside it.
+///
+/// It keeps nothing in memory between calls, so several server processes may share one file (WAL mode and a
+/// busy timeout serialize their writes) and `readersync-server account revoke` takes effect at once in a
+/// running server. ``inMemory(options:)`` makes a throwaway store for tests.
+///
+/// ```swift
+/// let store = try SQLiteServerStore(path: "/var/lib/readersync/server.db")
+/// let alice = try await store.addAccount(name: "alice", role: .reader)
+/// print(alice.token)
+/// ```
+public final class SQLiteServerStore: ServerStore {
+    /// The account name of the server's own replica (it signs imported articles); no user account may take it.
+    public static let serverAccountName = "readersync-server"
+
+    /// The server's replica (same package only: for tests and tools).
+    package let replica: Replica
+    private let wallClock: any WallClock
+    private let queue = DispatchQueue(label: "readersync.server.store", attributes: .concurrent)
+
+    /// Opens the store at `path`, creating it if there is no file there yet.
+    ///
+    /// - Throws: ``ServerStoreError`` if the file is not a server store (for example a device replica), was
+    ///   made by a newer version, or cannot be written.
+    public convenience init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
+        let replica: Replica
+        do {
+            if FileManager.default.fileExists(atPath: path) {
+                replica = try Replica.open(at: path, options: options)
+            } else {
+                replica = try Replica.create(at: path, account: Self.serverAccountName, role: .server, options: options)
+            }
+        } catch let error as ReaderSyncError {
+            throw ServerStoreError(error)
+        }
+        guard replica.role == .server else {
+            throw ServerStoreError(.invalidInput,
+                                   "\(path) is a device replica of account '\(replica.account)', not a server store; give the server its own file")
+        }
+        try self.init(replica: replica, wallClock: options.wallClock)
+    }
+
+    /// A store that lives in memory only, for tests.
+    public static func inMemory(options: ReplicaOptions = ReplicaOptions()) throws -> SQLiteServerStore {
+        do {
+            let replica = try Replica.inMemory(account: serverAccountName, role: .server, options: options)
+            return try SQLiteServerStore(replica: replica, wallClock: options.wallClock)
+        } catch let error as ReaderSyncError {
+            throw ServerStoreError(error)
+        }
+    }
+
+    private init(replica: Replica, wallClock: any WallClock) throws {
+        self.replica = replica
+        self.wallClock = wallClock
+        do {
+            try ServerSchema.migrator().migrate(replica.database)
+        } catch let error as DatabaseError {
+            throw ServerStoreError(.storage, "cannot prepare the server tables: \(error.message ?? error.description)")
+        }
+    }
+
+    // MARK: - Accounts
+
+    /// The active account whose token this is, or nil.
+    public func authenticate(token: String) async throws -> ServerAccount? {
+        let hash = AccountTokens.hash(token)
+        return try await run("authenticate") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM server_account WHERE token_sha256 = ? AND revoked_at IS NULL",
+                             arguments: [hash]).map(Self.account(row:))
+        }
+    }
+
+    /// Adds an account; its name follows the replica account rules (letters, digits, `.`, `_`, `-`, `@`).
+    public func addAccount(name: String, role: AccountRole) async throws -> NewAccount {
+        do {
+            try Account.validate(name)
+        } catch let error as ReaderSyncError {
+            throw ServerStoreError(error)
+        }
+        guard name != Self.serverAccountName else {
+            throw ServerStoreError(.invalidInput, "'\(name)' is the server's own account name; choose another")
+        }
+        let token = AccountTokens.make()
+        let now = wallClock.nowMillis()
+        let account = ServerAccount(name: name, role: role, createdAt: Date(timeIntervalSince1970: Double(now) / 1000))
+        try await run("add account \(name)", write: true) { db in
+            if try Bool.fetchOne(db, sql: "SELECT 1 FROM server_account WHERE name = ?", arguments: [name]) == true {
+                throw ServerStoreError(.alreadyExists, "account '\(name)' already exists")
+            }
+            try db.execute(sql: """
+                INSERT INTO server_account (name, role, token_sha256, created_at, revoked_at) VALUES (?, ?, ?, ?, NULL)
+                """, arguments: [name, role.rawValue, AccountTokens.hash(token), now])
+        }
+        return NewAccount(account: account, token: token)
+    }
+
+    /// Every account, by name.
+    public func accounts() async throws -> [ServerAccount] {
+        try await run("list accounts") { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM server_account ORDER BY name").map(Self.account(row:))
+        }
+    }
+
+    /// Revokes an account's token.
+    public func revokeAccount(name: String) async throws -> ServerAccount {
+        let now = wallClock.nowMillis()
+        return try await run("revoke account \(name)", write: true) { db in
+            try db.execute(sql: "UPDATE server_account SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                           arguments: [now, name])
+            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM server_account WHERE name = ?", arguments: [name]) else {
+                throw ServerStoreError(.notFound, "no account named '\(name)'")
+            }
+            return try Self.account(row: row)
+        }
+    }
+
+    private static func account(row: Row) throws -> ServerAccount {
+        guard let role = AccountRole(rawValue: row["role"]) else {
+            throw ServerStoreError(.storage, "server_account row '\(row["name"] as String? ?? "?")' has an unknown role")
+        }
+        let created: Int64 = row["created_at"]
+        let revoked: Int64? = row["revoked_at"]
+        return ServerAccount(name: row["name"], role: role, createdAt: Date(timeIntervalSince1970: Double(created) / 1000),
+                             revokedAt: revoked.map { Date(timeIntervalSince1970: Double($0) / 1000) })
+    }
+
+    // MARK: - Sync
+
+    /// What `account`'s replicas may see of what the store holds.
+    public func knowledge(for account: ServerAccount) async throws -> Knowledge {
+        let replica = replica
+        return try await offload { try replica.knowledge(visibleTo: account.name) }
+    }
+
+    /// Applies a pushed bundle atomically under the server's rules:
+    ///
+    /// - only ranges of the caller's own replicas are taken; changes relayed from other accounts' replicas are
+    ///   ignored (not held: they arrive when their authors sync), so read state of other accounts never enters;
+    /// - article changes from a reader account are refused one by one (listed in the answer, not held);
+    /// - a comment change (creation, text, deletion) for a comment that exists here with another author refuses
+    ///   the whole bundle with ``ServerStoreError/Kind/forbidden`` naming the comment.
+    ///
+    /// Changes already held are skipped, so a retried push changes nothing more.
+    public func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse {
+        let replica = replica
+        let caller = account.name
+        let role = account.role
+        let serverID = replica.replicaID
+        let writer = replica.database
+        let policy = ApplyPolicy(
+            privateAccount: caller,
+            acceptOrigin: { origin, owner in owner == caller && origin != serverID },
+            screen: { change, _ in
+                switch change.entity {
+                case .article:
+                    return role == .editor
+                case .readState:
+                    return true
+                case .comment:
+                    // Runs inside the apply transaction: the check and the apply see the same database.
+                    let author = try writer.unsafeReentrantWrite { db in
+                        try String.fetchOne(db, sql: "SELECT author FROM comment WHERE id = ?", arguments: [change.key])
+                    }
+                    if let author, author != caller {
+                        throw ServerStoreError(.forbidden,
+                                               "comment \(change.key) was written by \(author); only its author can change it (change \(change.field) from replica \(change.origin) #\(change.seq))",
+                                               commentID: change.key)
+                    }
+                    return true
+                }
+            })
+        return try await offload {
+            let result = try replica.applyBundle(data: bundle, policy: policy)
+            let refused = result.refused.map { change in
+                RefusedChange(change, reason: change.entity == .article
+                    ? "account \(caller) is a reader; only editors publish articles (kept on your device)"
+                    : "refused by the server")
+            }
+            return PushResponse(knowledge: try replica.knowledge(visibleTo: caller), received: result.received,
+                                applied: result.applied, duplicates: result.duplicates, ignored: result.ignored,
+                                refused: refused)
+        }
+    }
+
+    /// A page of what `knowledge` lacks, for `account`.
+    public func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage {
+        let replica = replica
+        return try await offload {
+            let (data, summary) = try replica.exportBundleData(for: knowledge, account: account.name, maxChanges: maxChanges)
+            return PullPage(bundle: data, isComplete: summary.isComplete)
+        }
+    }
+
+    /// Publishes articles to every account.
+    public func importArticles(_ articles: [Article]) async throws -> UpsertSummary {
+        let replica = replica
+        return try await offload { try replica.upsertArticles(articles) }
+    }
+
+    /// The canonical dump of the store.
+    public func canonicalDump(account: String?) async throws -> Data {
+        let replica = replica
+        return try await offload { try replica.canonicalDump(account: account) }
+    }
+
+    // MARK: - Plumbing
+
+    /// Runs blocking SQLite work off the caller's executor, mapping errors to ``ServerStoreError``.
+    private func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            queue.async {
+                do {
+                    continuation.resume(returning: try body())
+                } catch let error as ServerStoreError {
+                    continuation.resume(throwing: error)
+                } catch let error as ReaderSyncError {
+                    continuation.resume(throwing: ServerStoreError(error))
+                } catch let error as DatabaseError {
+                    continuation.resume(throwing: ServerStoreError(.storage, error.message ?? error.description))
+                } catch {
+                    continuation.resume(throwing: ServerStoreError(.storage, "\(error)"))
+                }
+            }
+        }
+    }
+
+    /// Runs a read (or a write transaction) on the server's tables.
+    private func run<T: Sendable>(_ what: String, write: Bool = false,
+                                  _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
+        let writer = replica.database
+        do {
+            return try await offload {
+                write ? try writer.write(body) : try writer.read(body)
+            }
+        } catch let error as ServerStoreError where error.kind == .storage {
+            throw ServerStoreError(.storage, "\(what): \(error.message)")
+        }
+    }
+}

@@ -1,0 +1,119 @@
+public import Foundation
+public import ReaderSync
+
+/// An account of the sync server, as the store keeps it (never its token: only the token's SHA-256).
+public struct ServerAccount: Sendable, Equatable, Codable {
+    /// The account name; device replicas of this account are created with the same name.
+    public var name: String
+    /// Reader or editor.
+    public var role: AccountRole
+    /// When it was added.
+    public var createdAt: Date
+    /// When its token was revoked, if it was; a revoked account can no longer sync.
+    public var revokedAt: Date?
+
+    /// Creates an account value.
+    public init(name: String, role: AccountRole, createdAt: Date, revokedAt: Date? = nil) {
+        self.name = name
+        self.role = role
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+
+    /// Whether the account may still sync.
+    public var isActive: Bool { revokedAt == nil }
+}
+
+/// A newly added account and its bearer token, which is shown once and never stored.
+public struct NewAccount: Sendable, Equatable {
+    /// The account.
+    public var account: ServerAccount
+    /// The bearer token for its devices.
+    public var token: String
+}
+
+/// Everything the sync server keeps: accounts, and the shared replica that holds every account's changes.
+///
+/// The HTTP layer serves routes over this protocol only, so the storage can be swapped without touching it.
+/// Implementations must keep no per-process state that another server process could contradict: every call
+/// reads and writes the database, so several stateless servers can share one store (a PostgreSQL store
+/// implementing this protocol later; today several `readersync-server` processes over one SQLite file). In
+/// particular ``authenticate(token:)`` must consult the store on every call, so a revoked token stops working
+/// at once in every process. A push must be applied atomically: when ``push(_:from:)`` returns, the changes
+/// are durable; when it throws, nothing of the bundle was applied.
+///
+/// Every method throws ``ServerStoreError``.
+public protocol ServerStore: Sendable {
+    /// The active account whose token this is, or nil for an unknown or revoked token.
+    func authenticate(token: String) async throws -> ServerAccount?
+    /// Adds an account and returns its new token.
+    func addAccount(name: String, role: AccountRole) async throws -> NewAccount
+    /// Every account, revoked ones included, by name.
+    func accounts() async throws -> [ServerAccount]
+    /// Revokes an account's token; revoking a revoked account does nothing.
+    func revokeAccount(name: String) async throws -> ServerAccount
+    /// What the store holds that `account`'s replicas may see: every shared entry, and read-state entries of
+    /// that account's own replicas only.
+    func knowledge(for account: ServerAccount) async throws -> Knowledge
+    /// Applies a bundle pushed by `account`, atomically, under the server's rights rules.
+    func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse
+    /// A page of at most `maxChanges` changes that `knowledge` lacks and `account` may see.
+    func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage
+    /// Publishes articles to every account (an upsert: unchanged articles record nothing).
+    func importArticles(_ articles: [Article]) async throws -> UpsertSummary
+    /// The canonical dump of the store's state: articles, comments, and `account`'s read state (nil: all).
+    func canonicalDump(account: String?) async throws -> Data
+}
+
+/// What went wrong in a server store, with the context to show a client or an operator.
+public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// The kind of failure; the HTTP layer picks the status from it.
+    public enum Kind: String, Sendable, Equatable {
+        /// A request or argument that is not acceptable (an invalid account name, a bad page size).
+        case invalidInput
+        /// An account that does not exist.
+        case notFound
+        /// An account name that is taken.
+        case alreadyExists
+        /// A change the caller has no right to make (another author's comment); nothing was applied.
+        case forbidden
+        /// A bundle that is malformed, truncated or inconsistent; nothing was applied.
+        case invalidBundle
+        /// A bundle that starts after changes the server lacks; fetch the server's knowledge again.
+        case missingChanges
+        /// A bundle stamped too far in the future for the server's clock.
+        case clockSkew
+        /// The database or file system failed: a server-side fault.
+        case storage
+    }
+
+    /// The kind of failure.
+    public var kind: Kind
+    /// One line naming what is wrong.
+    public var message: String
+    /// For a forbidden comment change: the comment.
+    public var commentID: String?
+
+    /// Creates an error.
+    public init(_ kind: Kind, _ message: String, commentID: String? = nil) {
+        self.kind = kind
+        self.message = message
+        self.commentID = commentID
+    }
+
+    /// The message.
+    public var description: String { message }
+
+    /// The store error for a core error.
+    public init(_ error: ReaderSyncError) {
+        switch error {
+        case .invalidInput(let m), .invalidImport(let m): self.init(.invalidInput, m)
+        case .notFound(let m): self.init(.notFound, m)
+        case .forbidden(let m): self.init(.forbidden, m)
+        case .invalidBundle(let m): self.init(.invalidBundle, m)
+        case .missingChanges(let m): self.init(.missingChanges, m)
+        case .clockSkew(let m): self.init(.clockSkew, m)
+        case .incompatibleReplica(let m), .storage(let m), .transport(let m): self.init(.storage, m)
+        }
+    }
+}
