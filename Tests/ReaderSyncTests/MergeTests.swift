@@ -300,3 +300,55 @@ struct ApplyTests {
         try d.expectSameAccountConverged()
     }
 }
+
+@Suite("Export pages bounded in bytes")
+struct ByteBoundedExportTests {
+    @Test func pagesStopAtTheByteBudgetButAlwaysCarryOneChange() throws {
+        let source = try Replica.inMemory(account: "alice")
+        let big = String(repeating: "long body text ", count: 4000)   // ~60 KB per article
+        try source.upsertArticles((0..<10).map { Article(id: "big-\($0)", source: "S", title: "T", body: big) })
+        let target = try Replica.inMemory(account: "alice")
+        var pages = 0
+        while true {
+            let (data, summary) = try source.exportBundleData(for: try target.knowledge(), account: "alice", maxBytes: 100_000)
+            #expect(summary.header.changeCount >= 1 || summary.isComplete)
+            #expect(summary.header.changeCount <= 2)
+            try target.applyBundle(data: data)
+            pages += 1
+            if summary.isComplete { break }
+            #expect(pages <= 10)
+        }
+        #expect(pages >= 5)
+        #expect(try dumpString(source) == dumpString(target))
+        // A budget smaller than one change still moves one change per page.
+        let (_, tiny) = try source.exportBundleData(for: Knowledge(), account: "alice", maxBytes: 1)
+        #expect(tiny.header.changeCount == 1 && !tiny.isComplete)
+    }
+}
+
+@Suite("Compaction never changes what a later change would decide")
+struct CompactionSafetyTests {
+    /// Progress 0.9 (t1), a reset by "mark unread" (t2) and progress 0.5 (t3), made on three devices, reaching two
+    /// replicas in different orders. A replica that saw 0.9 and 0.5 before the reset must not have compacted 0.5
+    /// away (0.9 reached further but is older): after the reset, 0.5 is the answer everywhere.
+    @Test func progressWrittenAfterALaterArrivingResetSurvivesCompaction() throws {
+        let clock = ManualWallClock(millis: 1_751_500_000_000)
+        let devices = try (0..<3).map { i in try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "d\(i)")) }
+        try devices[0].upsertArticles([sampleArticle("a")])
+        for device in devices.dropFirst() { try sync(devices[0], device) }
+        try devices[0].setProgress("a", 0.9); clock.advance(by: 10)
+        try devices[1].markUnread("a"); clock.advance(by: 10)
+        try devices[2].setProgress("a", 0.5)
+        func bundle(_ from: Replica) throws -> Data {
+            try from.exportBundleData(for: try devices[0].knowledge(), account: "alice").data
+        }
+        let base = try devices[0].exportBundleData(for: Knowledge(), account: "alice").data
+        let first = base, reset = try bundle(devices[1]), later = try bundle(devices[2])
+        let x = try Replica.inMemory(account: "alice")
+        let y = try Replica.inMemory(account: "alice")
+        for data in [first, later, reset] { try x.applyBundle(data: data) }
+        for data in [first, reset, later] { try y.applyBundle(data: data) }
+        #expect(try x.readState(of: "a").progress == 0.5)
+        #expect(try dumpString(x) == dumpString(y))
+    }
+}

@@ -57,24 +57,35 @@ extension Replica {
     ///   - account: the receiver's account. Read state goes only to replicas of its own account: read state of
     ///     other accounts is never exported; pass nil to export no read state at all.
     ///   - maxChanges: at most this many changes (a page); the summary says whether more remain.
-    public func exportBundle(to url: URL, for theirs: Knowledge, account: String?, maxChanges: Int? = nil) throws -> BundleExportSummary {
-        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges)
+    ///   - maxBytes: stop adding changes once their values and keys add up to about this many bytes (before
+    ///     compression); a page always holds at least one change.
+    public func exportBundle(to url: URL, for theirs: Knowledge, account: String?, maxChanges: Int? = nil,
+                             maxBytes: Int? = nil) throws -> BundleExportSummary {
+        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges, maxBytes: maxBytes)
         let header = try Self.guarded("write bundle") { try writer.finish(to: url) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         return BundleExportSummary(header: header, bytes: bytes, isComplete: complete)
     }
 
-    /// Builds a bundle of the changes `theirs` lacks, in memory. See ``exportBundle(to:for:account:maxChanges:)``.
-    public func exportBundleData(for theirs: Knowledge, account: String?, maxChanges: Int? = nil) throws -> (data: Data, summary: BundleExportSummary) {
-        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges)
+    /// Builds a bundle of the changes `theirs` lacks, in memory.
+    /// See ``exportBundle(to:for:account:maxChanges:maxBytes:)``.
+    public func exportBundleData(for theirs: Knowledge, account: String?, maxChanges: Int? = nil,
+                                 maxBytes: Int? = nil) throws -> (data: Data, summary: BundleExportSummary) {
+        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges, maxBytes: maxBytes)
         let (header, data) = try Self.guarded("write bundle") { try writer.finishData() }
         return (data, BundleExportSummary(header: header, bytes: data.count, isComplete: complete))
     }
 
-    private func prepareExport(for theirs: Knowledge, account receiver: String?, maxChanges: Int?) throws -> (BundleWriter, Bool) {
+    private func prepareExport(for theirs: Knowledge, account receiver: String?, maxChanges: Int?,
+                               maxBytes: Int?) throws -> (BundleWriter, Bool) {
         if let maxChanges, maxChanges < 1 {
             throw ReaderSyncError.invalidInput("a bundle page must hold at least one change, got \(maxChanges)")
         }
+        if let maxBytes, maxBytes < 1 {
+            throw ReaderSyncError.invalidInput("a bundle page must allow at least one byte, got \(maxBytes)")
+        }
+        var byteBudget = maxBytes ?? Int.max
+        var selectedAny = false
         return try read("export bundle") { db in
             let origins = try Row.fetchAll(db, sql: """
                 SELECT o.id, o.replica_id, o.account, k.scope, k.seq
@@ -110,7 +121,11 @@ extension Replica {
                     """, arguments: [plan.originRow, Int64(bitPattern: plan.range.from), Int64(bitPattern: plan.range.to)])
                 var changes: [Change] = []
                 while let row = try rows.next() {
-                    if changes.count == budget {
+                    let key: String = row["key"]
+                    let value: DatabaseValue = row["value"]
+                    var size = key.utf8.count + 32
+                    if case .string(let text) = value.storage { size += text.utf8.count }
+                    if changes.count == budget || (selectedAny && size > byteBudget) {
                         // The page is full: this range ends just before the change that did not fit.
                         plan.range.to = changes.last?.seq ?? plan.range.from
                         complete = false
@@ -119,10 +134,12 @@ extension Replica {
                     guard let entity = EntityKind(rawValue: UInt8(clamping: row["entity"] as Int)) else {
                         throw ReaderSyncError.storage("change log holds an unknown entity kind")
                     }
+                    byteBudget -= min(size, byteBudget)
+                    selectedAny = true
                     changes.append(Change(origin: plan.range.origin, seq: UInt64(bitPattern: row["seq"]),
                                           hlc: HLCTimestamp(rawValue: UInt64(bitPattern: row["hlc"])), entity: entity,
-                                          key: row["key"], field: row["field"],
-                                          value: try ChangeValue(typeTag: row["value_type"], databaseValue: row["value"])))
+                                          key: key, field: row["field"],
+                                          value: try ChangeValue(typeTag: row["value_type"], databaseValue: value)))
                 }
                 budget -= changes.count
                 if plan.range.to > plan.range.from { selected.append((plan, changes)) }

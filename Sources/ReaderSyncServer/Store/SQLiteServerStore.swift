@@ -189,11 +189,17 @@ public final class SQLiteServerStore: ServerStore {
         }
     }
 
-    /// A page of what `knowledge` lacks, for `account`.
+    /// The most bytes of keys and values (before compression) one pull page carries; a page always holds at
+    /// least one change, so one large article still moves.
+    public static let maxPullPageBytes = 8 << 20
+
+    /// A page of what `knowledge` lacks, for `account`: at most `maxChanges` changes and about
+    /// ``maxPullPageBytes`` bytes.
     public func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage {
         let replica = replica
         return try await offload {
-            let (data, summary) = try replica.exportBundleData(for: knowledge, account: account.name, maxChanges: maxChanges)
+            let (data, summary) = try replica.exportBundleData(for: knowledge, account: account.name, maxChanges: maxChanges,
+                                                               maxBytes: Self.maxPullPageBytes)
             return PullPage(bundle: data, isComplete: summary.isComplete)
         }
     }

@@ -51,7 +51,7 @@ struct ListCommand: ParsableCommand {
                 let state = item.readState
                 let flags = (state.isRead ? "read  " : "unread") + (state.isSaved ? " saved" : "      ")
                 let progress = state.progress > 0 ? String(format: " %3.0f%%", state.progress * 100) : "     "
-                let comments = item.commentCount > 0 ? "  [\(item.commentCount) comments]" : ""
+                let comments = item.commentCount == 0 ? "" : item.commentCount == 1 ? "  [1 comment]" : "  [\(item.commentCount) comments]"
                 say("\(flags)\(progress)  \(item.article.id)  \(item.article.source): \(item.article.title)\(comments)")
             }
         }
