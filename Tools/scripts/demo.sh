@@ -58,7 +58,7 @@ build() {
     command -v swift >/dev/null 2>&1 || die "swift is not on PATH; install Swift 6.1 or newer from https://swift.org/install"
     local log
     log="$(mktemp)"
-    if ! swift build -c debug --product readersync >"$log" 2>&1; then
+    if ! { swift build -c debug --product readersync && swift build -c debug --product readersync-server; } >"$log" 2>&1; then
         cat "$log" >&2
         rm -f "$log"
         die "build failed"
@@ -66,14 +66,83 @@ build() {
     tail -n 1 "$log"
     rm -f "$log"
     READERSYNC="$(swift build -c debug --show-bin-path)/readersync"
+    READERSYNC_SERVER="$(swift build -c debug --show-bin-path)/readersync-server"
     [[ -x "$READERSYNC" ]] || die "the build did not produce $READERSYNC"
+    [[ -x "$READERSYNC_SERVER" ]] || die "the build did not produce $READERSYNC_SERVER"
 }
 
 # MARK: - The sync server
-# SERVER DEMO: to be filled in with the server part (build `readersync-server`, start it, sync the replicas
-# through it). Runs after step 9, in the same temporary directory; for now it does nothing and prints nothing.
+
+SERVER_PID=""
+stop_server() {
+    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
+        kill -TERM "$SERVER_PID" 2>/dev/null || true
+        wait "$SERVER_PID" 2>/dev/null || true
+    fi
+    SERVER_PID=""
+}
+
+# Runs `readersync-server ARGS`, showing the command first and indenting its output.
+rss() {
+    local line="readersync-server" arg
+    for arg in "$@"; do line+=" $arg"; done
+    printf '%s$ %s%s\n' "$DIM" "$line" "$RESET"
+    "$READERSYNC_SERVER" "$@" | sed 's/^/  /'
+}
+
+# The same devices, and bob, sync through the reference server on 127.0.0.1.
 server_demo() {
-    :
+    step "10. The sync server: accounts, articles, serve on 127.0.0.1"
+    local alice_token bob_token url
+    rss account add alice --db server.db >account-alice.txt
+    alice_token="$(awk 'END { print $NF }' account-alice.txt)"
+    sed 's/rst_[A-Za-z0-9_-]*/rst_…(token)/' account-alice.txt
+    rss account add bob --db server.db >account-bob.txt
+    bob_token="$(awk 'END { print $NF }' account-bob.txt)"
+    sed 's/rst_[A-Za-z0-9_-]*/rst_…(token)/' account-bob.txt
+    rss account list --db server.db
+    note "articles come from the operator (and editor accounts); the server publishes the captured page itself:"
+    rss import "$FIXTURE" --db server.db
+    printf '%s$ readersync-server serve --db server.db --host 127.0.0.1 --port 0 &%s\n' "$DIM" "$RESET"
+    "$READERSYNC_SERVER" serve --db server.db --host 127.0.0.1 --port 0 >server.out 2>server.log &
+    SERVER_PID=$!
+    # The server prints its address once it is bound; wait for that line (bounded).
+    for _ in $(seq 1 300); do
+        url="$(sed -n 's/^listening on \(http:[^ ]*\).*/\1/p' server.out | head -n 1)"
+        [[ -n "$url" ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat server.log >&2; die "the server exited"; }
+        sleep 0.1
+    done
+    [[ -n "$url" ]] || die "the server did not start"
+    echo "  listening on $url"
+
+    step "11. Both of alice's devices and bob's tablet sync through the server"
+    note "the laptop pushes what the server lacks (token in \$READERSYNC_TOKEN). alice is a reader account, so the"
+    note "server refuses the copies of the articles she imported herself; they stay on her devices:"
+    export READERSYNC_TOKEN="$alice_token"
+    rs sync "$url" --db alice-laptop.db --quiet
+    note "the phone, offline meanwhile, saved an article and commented:"
+    rs save --db alice-phone.db "$STOCKS"
+    rs comment add --db alice-phone.db "$STOCKS" "Sent from the phone, via the server."
+    rs sync "$url" --db alice-phone.db --quiet
+    rs sync "$url" --db alice-laptop.db --quiet
+    note "bob's tablet syncs with bob's token: comments are shared, alice's read state is not:"
+    export READERSYNC_TOKEN="$bob_token"
+    rs sync "$url" --db bob-tablet.db --quiet
+    unset READERSYNC_TOKEN
+    rs list --db bob-tablet.db
+
+    "$READERSYNC" dump --db alice-phone.db >phone2.json
+    "$READERSYNC" dump --db alice-laptop.db >laptop2.json
+    cmp phone2.json laptop2.json || die "alice's devices differ after syncing through the server"
+    "$READERSYNC" dump --db bob-tablet.db >bob2.json
+    cmp <(sed '/"readStates" :/,$d' phone2.json) <(sed '/"readStates" :/,$d' bob2.json) \
+        || die "bob's articles and comments differ from alice's after syncing through the server"
+    [[ "$(grep -c '"account" : "alice"' bob2.json || true)" -eq 0 ]] || die "alice's read state reached bob"
+    echo "  alice's phone and laptop: identical dumps; bob: the same articles and comments, no read state of alice's"
+
+    note "SIGTERM: the server finishes what it acknowledged and exits"
+    stop_server
 }
 
 # MARK: - The demo
@@ -91,9 +160,9 @@ fi
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/readersync-demo.XXXXXX")"
 if [[ -n "${KEEP_DEMO_DIR:-}" ]]; then
-    trap 'echo; note "demo files kept in $WORK"' EXIT
+    trap 'stop_server; echo; note "demo files kept in $WORK"' EXIT
 else
-    trap 'rm -rf "$WORK"' EXIT
+    trap 'stop_server; rm -rf "$WORK"' EXIT
 fi
 cd "$WORK"
 # Commands run in here with relative paths; nothing outside it is touched.

@@ -43,7 +43,9 @@ public enum ChangeScope: UInt8, Sendable, Codable, CaseIterable, CustomStringCon
 }
 
 /// The new value a change writes to one field.
-public enum ChangeValue: Sendable, Hashable, Codable, CustomStringConvertible {
+///
+/// In JSON it is the plain value (`null`, `true`, `42`, `0.5`, `"text"`); ``Change`` records its type beside it.
+public enum ChangeValue: Sendable, Hashable, CustomStringConvertible {
     /// No value (unread, unsaved, a progress reset).
     case null
     /// A boolean.
@@ -82,6 +84,19 @@ public enum ChangeValue: Sendable, Hashable, Codable, CustomStringConvertible {
     public var boolValue: Bool? { if case .bool(let b) = self { return b } else { return nil } }
     /// Whether this is `.null`.
     public var isNull: Bool { if case .null = self { return true } else { return false } }
+}
+
+extension ChangeValue {
+    /// The type name used in JSON: `null`, `bool`, `int`, `double` or `string`.
+    public var typeName: String {
+        switch self {
+        case .null: return "null"
+        case .bool: return "bool"
+        case .int: return "int"
+        case .double: return "double"
+        case .string: return "string"
+        }
+    }
 }
 
 /// The fields each entity's changes may write. The merge rule of each is in `Schemas/merge-rules.md`.
@@ -145,6 +160,53 @@ public struct Change: Sendable, Hashable, Codable {
 
     /// The scope of the change, from its entity.
     public var scope: ChangeScope { entity.scope }
+
+    private enum CodingKeys: String, CodingKey { case origin, seq, hlc, time, entity, key, field, type, value }
+
+    /// JSON: `{"origin", "seq", "hlc" (packed number), "time" (ISO 8601), "entity" (name), "key", "field",
+    /// "type" (value type name), "value" (plain JSON value)}`.
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(origin, forKey: .origin)
+        try c.encode(seq, forKey: .seq)
+        try c.encode(hlc, forKey: .hlc)
+        try c.encode(ISO8601.string(fromMillis: Int64(hlc.millis)), forKey: .time)
+        try c.encode(entity.description, forKey: .entity)
+        try c.encode(key, forKey: .key)
+        try c.encode(field, forKey: .field)
+        try c.encode(value.typeName, forKey: .type)
+        switch value {
+        case .null: try c.encodeNil(forKey: .value)
+        case .bool(let b): try c.encode(b, forKey: .value)
+        case .int(let i): try c.encode(i, forKey: .value)
+        case .double(let d): try c.encode(d, forKey: .value)
+        case .string(let s): try c.encode(s, forKey: .value)
+        }
+    }
+
+    /// Decodes the JSON form written by ``encode(to:)``.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        origin = try c.decode(ReplicaID.self, forKey: .origin)
+        seq = try c.decode(UInt64.self, forKey: .seq)
+        hlc = try c.decode(HLCTimestamp.self, forKey: .hlc)
+        let entityName = try c.decode(String.self, forKey: .entity)
+        guard let kind = EntityKind(name: entityName) else {
+            throw DecodingError.dataCorruptedError(forKey: .entity, in: c, debugDescription: "unknown entity '\(entityName)'")
+        }
+        entity = kind
+        key = try c.decode(String.self, forKey: .key)
+        field = try c.decode(String.self, forKey: .field)
+        switch try c.decode(String.self, forKey: .type) {
+        case "null": value = .null
+        case "bool": value = .bool(try c.decode(Bool.self, forKey: .value))
+        case "int": value = .int(try c.decode(Int64.self, forKey: .value))
+        case "double": value = .double(try c.decode(Double.self, forKey: .value))
+        case "string": value = .string(try c.decode(String.self, forKey: .value))
+        case let other:
+            throw DecodingError.dataCorruptedError(forKey: .type, in: c, debugDescription: "unknown value type '\(other)'")
+        }
+    }
 }
 
 /// A change as this replica's log holds it, with the replica-local order it was recorded in.

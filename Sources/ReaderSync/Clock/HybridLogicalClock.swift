@@ -32,6 +32,17 @@ public struct HLCTimestamp: Hashable, Comparable, Sendable, Codable, CustomStrin
 
     /// `millis.counter`, with the time in ISO 8601.
     public var description: String { "\(ISO8601.string(fromMillis: Int64(millis)))#\(counter)" }
+
+    /// Decodes the packed value from a JSON number.
+    public init(from decoder: any Decoder) throws {
+        rawValue = try decoder.singleValueContainer().decode(UInt64.self)
+    }
+
+    /// Encodes the packed value as a JSON number.
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(rawValue)
+    }
 }
 
 /// A source of wall-clock time, in milliseconds since 1970.

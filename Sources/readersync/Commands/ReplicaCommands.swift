@@ -119,10 +119,18 @@ struct ProgressCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "progress", abstract: "Record reading progress, 0 to 1.")
     @OptionGroup var replica: ReplicaOptionsGroup
     @Argument(help: "The article id.") var id: String
-    @Argument(help: "How far, from 0 to 1.") var fraction: String
+    // Taken verbatim so that a negative number reaches the range check instead of reading as an option.
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("How far, from 0 to 1.", valueName: "fraction")) var fractionWords: [String] = []
+
+    func validate() throws {
+        guard fractionWords.count == 1 else {
+            throw ValidationError("give exactly one progress fraction between 0 and 1")
+        }
+    }
 
     func run() throws {
         try ReaderSync_CLI.run {
+            let fraction = fractionWords.first ?? ""
             guard let value = Double(fraction) else {
                 throw ReaderSyncError.invalidInput("progress must be a number between 0 and 1, got '\(fraction)'")
             }
