@@ -128,7 +128,8 @@ final class BadInputTests {
         for value in ["1.5", "1.0001", "100", "nan", "inf"] {
             try expectRefused("progress", "--db", "r.db", FixtureIDs.main, value, mentions: ["between 0 and 1"])
         }
-        // A negative number needs `--` so it is not taken for an option.
+        // A negative number reaches the range check, with or without a `--` separator.
+        try expectRefused("progress", "--db", "r.db", FixtureIDs.main, "-0.5", mentions: ["between 0 and 1", "-0.5"])
         try expectRefused("progress", "--db", "r.db", FixtureIDs.main, "--", "-0.5", mentions: ["between 0 and 1", "-0.5"])
     }
 

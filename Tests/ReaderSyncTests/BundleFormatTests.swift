@@ -7,18 +7,8 @@ import Testing
 struct BundleFormatTests {
     // MARK: - Helpers
 
-    /// A deterministic RNG (SplitMix64) so failures reproduce.
-    struct SeededRNG: RandomNumberGenerator {
-        var state: UInt64
-        init(seed: UInt64) { state = seed }
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
+    /// A deterministic RNG (SplitMix64, shared with the convergence tests) so failures reproduce.
+    typealias SeededRNG = SeededRandom
 
     static func replica(_ n: UInt8) -> ReplicaID {
         ReplicaID(bytes: [UInt8](repeating: n, count: 15) + [n &+ 1]) ?? ReplicaID.random()

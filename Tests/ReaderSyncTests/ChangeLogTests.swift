@@ -161,4 +161,16 @@ struct ChangeLogTests {
         #expect(event?.readStateArticleIDs == [mainArticle])
         #expect(event?.origin == .local)
     }
+
+    @Test func mergedBundlesProduceOneEventNamingWhatChanged() async throws {
+        let other = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "o"))
+        try replica.markRead(mainArticle)
+        let stream = other.events()
+        try sync(replica, other)
+        var iterator = stream.makeAsyncIterator()
+        let event = await iterator.next()
+        #expect(event?.origin == .merged)
+        #expect(event?.articleIDs.count == 4)
+        #expect(event?.readStateArticleIDs == [mainArticle])
+    }
 }

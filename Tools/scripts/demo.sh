@@ -36,23 +36,7 @@ rs() {
 
 # MARK: - Setup: packages and build
 
-# Installs the Debian packages the build and the tests need, if any is missing.
-ensure_packages() {
-    local missing=() pkg
-    command -v dpkg-query >/dev/null 2>&1 || { note "(not a Debian-based system: make sure SQLite and zlib development files are installed)"; return 0; }
-    for pkg in libsqlite3-dev zlib1g-dev sqlite3; do
-        dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
-    done
-    [[ ${#missing[@]} -eq 0 ]] && return 0
-    local sudo=""
-    if [[ $(id -u) -ne 0 ]]; then
-        command -v sudo >/dev/null 2>&1 || die "missing packages ${missing[*]}, and no sudo to install them"
-        sudo="sudo"
-    fi
-    echo "installing ${missing[*]}"
-    $sudo apt-get update -qq
-    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
-}
+source "$ROOT/Tools/scripts/lib.sh"
 
 build() {
     command -v swift >/dev/null 2>&1 || die "swift is not on PATH; install Swift 6.1 or newer from https://swift.org/install"

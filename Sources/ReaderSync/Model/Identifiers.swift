@@ -41,6 +41,7 @@ public struct ReplicaID: Hashable, Comparable, Sendable, Codable, CustomStringCo
         lhs.bytes.lexicographicallyPrecedes(rhs.bytes)
     }
 
+    /// Decodes the lowercase UUID string form.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         let text = try container.decode(String.self)
@@ -50,6 +51,7 @@ public struct ReplicaID: Hashable, Comparable, Sendable, Codable, CustomStringCo
         self = id
     }
 
+    /// Encodes the lowercase UUID string form.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.singleValueContainer()
         try container.encode(description)

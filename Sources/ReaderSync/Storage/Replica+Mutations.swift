@@ -210,8 +210,17 @@ extension Replica {
 extension ReplicaEvent {
     init(changes: [Change], origin: Origin) {
         self.origin = origin
-        articleIDs = Set(changes.filter { $0.entity == .article }.map(\.key))
-        commentIDs = Set(changes.filter { $0.entity == .comment }.map(\.key))
-        readStateArticleIDs = Set(changes.filter { $0.entity == .readState }.map(\.key))
+        articleIDs = []
+        commentIDs = []
+        readStateArticleIDs = []
+        for change in changes { record(change) }
+    }
+
+    mutating func record(_ change: Change) {
+        switch change.entity {
+        case .article: articleIDs.insert(change.key)
+        case .comment: commentIDs.insert(change.key)
+        case .readState: readStateArticleIDs.insert(change.key)
+        }
     }
 }

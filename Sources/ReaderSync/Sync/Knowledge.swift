@@ -70,6 +70,7 @@ extension Knowledge: Codable {
     /// The value of the `format` field of a knowledge file.
     public static let fileFormat = "readersync-knowledge/1"
 
+    /// Decodes the knowledge-file JSON form (`format` and sorted `entries`).
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         let format = try container.decode(String.self, forKey: .format)
@@ -93,6 +94,7 @@ extension Knowledge: Codable {
         self.init(entries: result)
     }
 
+    /// Encodes the knowledge-file JSON form, entries sorted by origin and scope.
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(Self.fileFormat, forKey: .format)

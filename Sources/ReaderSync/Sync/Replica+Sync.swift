@@ -206,7 +206,8 @@ extension Replica {
     func apply(_ reader: BundleReader, policy: ApplyPolicy) throws -> BundleApplyResult {
         var result = BundleApplyResult()
         var touched = Set<MergeTarget>()
-        var changed: [Change] = []
+        // Only ids are kept for the event, so memory grows with the targets touched, not with the bundle's bytes.
+        var event = ReplicaEvent(changes: [], origin: .merged)
         try write("apply bundle") { db in
             let header = reader.header
             guard Int(header.schemaVersion) <= StoreSchema.currentVersion else {
@@ -289,7 +290,7 @@ extension Replica {
                 ])
                 if db.changesCount > 0 {
                     result.applied += 1
-                    changed.append(change)
+                    event.record(change)
                     touched.insert(MergeTarget(entity: change.entity, key: change.key, account: entryAccount))
                 } else {
                     result.duplicates += 1
@@ -305,7 +306,7 @@ extension Replica {
             for target in touched { try materialize(db, target) }
             try db.execute(sql: "UPDATE replica SET clock = ?", arguments: [Int64(bitPattern: clock.latest.rawValue)])
         }
-        observers.send(ReplicaEvent(changes: changed, origin: .merged))
+        observers.send(event)
         return result
     }
 

@@ -122,15 +122,18 @@ struct ProgressCommand: ParsableCommand {
     // Taken verbatim so that a negative number reaches the range check instead of reading as an option.
     @Argument(parsing: .allUnrecognized, help: ArgumentHelp("How far, from 0 to 1.", valueName: "fraction")) var fractionWords: [String] = []
 
+    /// The fraction as typed; a `--` separator, which older usage needed before negative numbers, is allowed.
+    private var words: [String] { fractionWords.filter { $0 != "--" } }
+
     func validate() throws {
-        guard fractionWords.count == 1 else {
+        guard words.count == 1 else {
             throw ValidationError("give exactly one progress fraction between 0 and 1")
         }
     }
 
     func run() throws {
         try ReaderSync_CLI.run {
-            let fraction = fractionWords.first ?? ""
+            let fraction = words.first ?? ""
             guard let value = Double(fraction) else {
                 throw ReaderSyncError.invalidInput("progress must be a number between 0 and 1, got '\(fraction)'")
             }

@@ -3,10 +3,62 @@
 //
 //   bundle-size:  bytes per change of a delta bundle for a realistic mix (read marks, progress, saves,
 //                 comments, article versions) vs. the same changes as gzip-compressed JSON Lines.
-//   apply:        time to merge a bundle into a fresh replica vs. time to insert the same rows with plain SQL
-//                 through the same library (the change-log-free baseline: upserting articles + comments).
+//   apply:        time to merge a bundle into a fresh replica vs. decoding the same changes from JSON Lines.
+//   memory:       peak resident memory of a process that applies a large bundle file (streamed) vs. a process
+//                 that only opens a replica: the difference, against the bundle's uncompressed size.
 import Foundation
 import ReaderSync
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Peak resident set size of this process, in bytes.
+func peakRSS() -> Int {
+    var usage = rusage()
+    #if os(Linux)
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    #else
+    getrusage(RUSAGE_SELF, &usage)
+    #endif
+    #if os(Linux)
+    return Int(usage.ru_maxrss) * 1024
+    #else
+    return Int(usage.ru_maxrss)
+    #endif
+}
+
+// Child modes, run by the memory benchmark in a fresh process each.
+let args = CommandLine.arguments
+if args.count >= 3, args[1] == "--child-apply" || args[1] == "--child-baseline" {
+    do {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("rs-bench-child-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let replica = try Replica.create(at: dir.appendingPathComponent("r.db").path, account: "alice")
+        if args[1] == "--child-apply" { try replica.applyBundle(at: URL(fileURLWithPath: args[2])) }
+        print(peakRSS())
+        exit(0)
+    } catch {
+        FileHandle.standardError.write(Data("readersync-bench child: \(error)\n".utf8))
+        exit(1)
+    }
+}
+
+func childPeak(_ mode: String, _ file: String) throws -> Int {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: args[0])
+    process.arguments = [mode, file]
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    try process.run()
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0,
+          let value = Int(String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) else {
+        throw ReaderSyncError.storage("benchmark child \(mode) failed")
+    }
+    return value
+}
 
 struct Mix {
     var articles = 200
@@ -124,6 +176,21 @@ do {
     }
     print(String(format: "apply: %.0f changes/s merged into a fresh replica; baseline JSON Lines decode %.0f changes/s; ratio %.2f",
                  n / applySeconds, n / decodeSeconds, decodeSeconds / applySeconds))
+
+    // Memory: a large bundle (many comments, which are never compacted) applied from a file in a fresh process.
+    let big = try Replica.inMemory(account: "alice")
+    try big.upsertArticles((0..<100).map { Article(id: "m\($0)", source: "S", title: "T", body: "B") })
+    for i in 0..<60_000 { try big.addComment(to: "m\(i % 100)", body: "Comment \(i): a sentence of ordinary length, more or less.") }
+    let bundleURL = FileManager.default.temporaryDirectory.appendingPathComponent("rs-bench-\(UUID().uuidString).bundle")
+    defer { try? FileManager.default.removeItem(at: bundleURL) }
+    let exported = try big.exportBundle(to: bundleURL, for: Knowledge(), account: "alice")
+    let baselinePeak = try childPeak("--child-baseline", bundleURL.path)
+    let applyPeak = try childPeak("--child-apply", bundleURL.path)
+    let uncompressed = Int(exported.header.uncompressedLength)
+    print(String(format: "memory: applying %d changes (%d bytes compressed, %d uncompressed) from a file: peak RSS %.1f MiB vs %.1f MiB for a process that only opens a replica; growth %.1f MiB = %.2f x the uncompressed payload",
+                 exported.header.changeCount, exported.bytes, uncompressed,
+                 Double(applyPeak) / 1048576, Double(baselinePeak) / 1048576,
+                 Double(applyPeak - baselinePeak) / 1048576, Double(applyPeak - baselinePeak) / Double(uncompressed)))
 } catch {
     FileHandle.standardError.write(Data("readersync-bench: error: \(error)\n".utf8))
     exit(1)
