@@ -173,4 +173,18 @@ struct ChangeLogTests {
         #expect(event?.articleIDs.count == 4)
         #expect(event?.readStateArticleIDs == [mainArticle])
     }
+
+    @Test func largeMergeMaterializesInBatchesAndSaysItIsTruncated() async throws {
+        let source = try Replica.inMemory(account: "bob", options: options(clock: clock, idPrefix: "big"))
+        try source.upsertArticles([sampleArticle("a")])
+        for i in 0..<10_100 { try source.addComment(to: "a", body: "comment \(i)") }
+        let target = try Replica.inMemory(account: "alice")
+        let stream = target.events()
+        try target.applyBundle(data: try source.exportBundleData(for: Knowledge(), account: nil).data)
+        #expect(try dumpString(target) == dumpString(source))
+        var iterator = stream.makeAsyncIterator()
+        let event = await iterator.next()
+        #expect(event?.isTruncated == true)
+        #expect((event?.commentIDs.count ?? 0) < 10_100)
+    }
 }

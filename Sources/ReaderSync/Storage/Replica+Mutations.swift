@@ -217,6 +217,11 @@ extension ReplicaEvent {
     }
 
     mutating func record(_ change: Change) {
+        if isTruncated { return }
+        if articleIDs.count + commentIDs.count + readStateArticleIDs.count >= Self.maxListedIDs {
+            isTruncated = true
+            return
+        }
         switch change.entity {
         case .article: articleIDs.insert(change.key)
         case .comment: commentIDs.insert(change.key)

@@ -242,6 +242,11 @@ public struct ReplicaEvent: Sendable, Equatable {
     public var commentIDs: Set<String>
     /// Articles whose read state changed.
     public var readStateArticleIDs: Set<String>
+    /// True when more changed than the event lists (a large merge): refresh everything instead.
+    public var isTruncated: Bool = false
+
+    /// The most ids one event lists; a larger merge sets ``isTruncated``.
+    public static let maxListedIDs = 10_000
 }
 
 final class Observers: Sendable {
@@ -256,7 +261,7 @@ final class Observers: Sendable {
     }
 
     func send(_ event: ReplicaEvent) {
-        guard !(event.articleIDs.isEmpty && event.commentIDs.isEmpty && event.readStateArticleIDs.isEmpty) else { return }
+        guard event.isTruncated || !(event.articleIDs.isEmpty && event.commentIDs.isEmpty && event.readStateArticleIDs.isEmpty) else { return }
         for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield(event) }
     }
 }

@@ -205,8 +205,11 @@ extension Replica {
 
     func apply(_ reader: BundleReader, policy: ApplyPolicy) throws -> BundleApplyResult {
         var result = BundleApplyResult()
+        // Targets are materialized in batches as changes arrive (materializing is idempotent, so a target touched
+        // again later is simply recomputed), and the event keeps a bounded number of ids: applying a bundle of any
+        // size holds one decoded block and one batch of targets in memory.
         var touched = Set<MergeTarget>()
-        // Only ids are kept for the event, so memory grows with the targets touched, not with the bundle's bytes.
+        let batch = 4096
         var event = ReplicaEvent(changes: [], origin: .merged)
         try write("apply bundle") { db in
             let header = reader.header
@@ -292,6 +295,10 @@ extension Replica {
                     result.applied += 1
                     event.record(change)
                     touched.insert(MergeTarget(entity: change.entity, key: change.key, account: entryAccount))
+                    if touched.count >= batch {
+                        for target in touched { try materialize(db, target) }
+                        touched.removeAll(keepingCapacity: true)
+                    }
                 } else {
                     result.duplicates += 1
                 }
