@@ -37,7 +37,8 @@ let package = Package(
                 "CZlib",
                 .product(name: "GRDB", package: "GRDB.swift"),
             ],
-            swiftSettings: strictSettings
+            // Expensive invariant checks (see Replica+Invariants.swift) run in debug builds, so in every test run.
+            swiftSettings: strictSettings + [.define("READERSYNC_INVARIANTS", .when(configuration: .debug))]
         ),
         .target(
             name: "ReaderSyncServer",

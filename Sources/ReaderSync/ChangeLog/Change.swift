@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// What kind of thing a change describes.
 public enum EntityKind: UInt8, Sendable, Codable, CaseIterable, CustomStringConvertible {

@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// What one entity a change-log entry targets: the unit the merge rules materialize.

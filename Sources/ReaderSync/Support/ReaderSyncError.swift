@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 
 /// Every error the ReaderSync core throws. Each case carries a message that names what is wrong.
 ///

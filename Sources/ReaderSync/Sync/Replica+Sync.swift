@@ -312,6 +312,7 @@ extension Replica {
             }
             for target in touched { try materialize(db, target) }
             try db.execute(sql: "UPDATE replica SET clock = ?", arguments: [Int64(bitPattern: clock.latest.rawValue)])
+            try checkInvariants(db)
         }
         observers.send(event)
         return result
