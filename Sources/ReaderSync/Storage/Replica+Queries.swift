@@ -164,11 +164,14 @@ extension Replica {
         try read("read knowledge") { db in try knowledge(db) }
     }
 
-    func knowledge(_ db: Database) throws -> Knowledge {
+    /// The knowledge held, or with `account` only what replicas of that account may receive: every shared
+    /// entry, and private (read state) entries of that account's own replicas only.
+    func knowledge(_ db: Database, visibleTo account: String? = nil) throws -> Knowledge {
         var entries: [Knowledge.Key: UInt64] = [:]
         for row in try Row.fetchAll(db, sql: """
             SELECT o.replica_id, k.scope, k.seq FROM knowledge k JOIN origin o ON o.id = k.origin_id
-            """) {
+            WHERE :account IS NULL OR k.scope = 0 OR o.account = :account
+            """, arguments: ["account": account]) {
             guard let origin = ReplicaID(string: row["replica_id"]),
                   let scope = ChangeScope(rawValue: UInt8(clamping: row["scope"] as Int)) else {
                 throw ReaderSyncError.storage("knowledge table is corrupt")
