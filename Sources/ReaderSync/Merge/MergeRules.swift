@@ -43,12 +43,9 @@ enum MergeRules {
     /// (a newer `updatedAt`) beats any edit of an older version, whenever it arrives.
     static func article(_ entries: [MergeEntry]) -> (content: ArticleContent?, superseded: [Int64]) {
         var best: (entry: MergeEntry, content: ArticleContent)?
-        var unreadable: [Int64] = []
         for entry in entries where entry.field == ChangeField.articleContent {
-            guard let text = entry.value.stringValue, let content = try? ArticleContent.decode(text) else {
-                unreadable.append(entry.localSeq)
-                continue
-            }
+            // An unreadable version can never win; it is superseded with every other loser below.
+            guard let text = entry.value.stringValue, let content = try? ArticleContent.decode(text) else { continue }
             if let current = best {
                 let a = content.updatedAtMillis ?? Int64.min
                 let b = current.content.updatedAtMillis ?? Int64.min
@@ -57,8 +54,7 @@ enum MergeRules {
                 best = (entry, content)
             }
         }
-        let superseded = entries.filter { $0.localSeq != best?.entry.localSeq }.map(\.localSeq)
-        return (best?.content, superseded + unreadable.filter { !superseded.contains($0) })
+        return (best?.content, entries.filter { $0.localSeq != best?.entry.localSeq }.map(\.localSeq))
     }
 
     // MARK: - Comment
