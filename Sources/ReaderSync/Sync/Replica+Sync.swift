@@ -27,20 +27,31 @@ public struct BundleApplyResult: Sendable, Equatable {
     public var ignored: Int = 0
 }
 
+/// What a policy's screen may read while a bundle is being applied: the receiver's state inside the apply
+/// transaction, so a check and the apply see the same database.
+package struct ApplyContext {
+    let db: Database
+
+    /// The author of a comment the receiver held before this bundle (or from an earlier batch of it), or nil.
+    package func commentAuthor(_ commentID: String) throws -> String? {
+        try String.fetchOne(db, sql: "SELECT author FROM comment WHERE id = ?", arguments: [commentID])
+    }
+}
+
 /// How a receiver screens incoming changes (a server checks rights per change).
 package struct ApplyPolicy: Sendable {
     /// Which account's private (read state) changes may be received; nil: any account's (a server).
     package var privateAccount: String?
-    /// Called for each new change with its origin's account: return false to refuse just that change, throw to
-    /// refuse the whole bundle.
-    package var screen: @Sendable (Change, String) throws -> Bool
+    /// Called for each new change with its origin's account and the receiver's state: return false to refuse
+    /// just that change, throw to refuse the whole bundle.
+    package var screen: @Sendable (Change, String, ApplyContext) throws -> Bool
     /// Called for each origin in the bundle with its account: return false to ignore every range and change of
     /// that origin (nothing of it is applied and knowledge of it does not advance, so it can come later).
     package var acceptOrigin: @Sendable (ReplicaID, String) -> Bool
 
     package init(privateAccount: String?,
                  acceptOrigin: @escaping @Sendable (ReplicaID, String) -> Bool = { _, _ in true },
-                 screen: @escaping @Sendable (Change, String) throws -> Bool = { _, _ in true }) {
+                 screen: @escaping @Sendable (Change, String, ApplyContext) throws -> Bool = { _, _, _ in true }) {
         self.privateAccount = privateAccount
         self.acceptOrigin = acceptOrigin
         self.screen = screen
@@ -281,7 +292,7 @@ extension Replica {
                     throw ReaderSyncError.invalidBundle("change \(result.received) names a replica that is not in the bundle's origin table")
                 }
                 try clock.receive(change.hlc, wallMillis: wall, maxLeadMillis: options.maxClockLeadMillis)
-                guard try policy.screen(change, account) else {
+                guard try policy.screen(change, account, ApplyContext(db: db)) else {
                     result.refused.append(change)
                     continue
                 }

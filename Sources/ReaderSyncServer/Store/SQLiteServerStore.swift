@@ -153,22 +153,18 @@ public final class SQLiteServerStore: ServerStore {
         let caller = account.name
         let role = account.role
         let serverID = replica.replicaID
-        let writer = replica.database
         let policy = ApplyPolicy(
             privateAccount: caller,
             acceptOrigin: { origin, owner in owner == caller && origin != serverID },
-            screen: { change, _ in
+            screen: { change, _, context in
                 switch change.entity {
                 case .article:
                     return role == .editor
                 case .readState:
                     return true
                 case .comment:
-                    // Runs inside the apply transaction: the check and the apply see the same database.
-                    let author = try writer.unsafeReentrantWrite { db in
-                        try String.fetchOne(db, sql: "SELECT author FROM comment WHERE id = ?", arguments: [change.key])
-                    }
-                    if let author, author != caller {
+                    // The context reads inside the apply transaction: the check and the apply see the same data.
+                    if let author = try context.commentAuthor(change.key), author != caller {
                         throw ServerStoreError(.forbidden,
                                                "comment \(change.key) was written by \(author); only its author can change it (change \(change.field) from replica \(change.origin) #\(change.seq))",
                                                commentID: change.key)
