@@ -48,10 +48,10 @@ struct RouteTests {
             #expect(response.status == .ok)
             #expect(SyncHTTP.mediaType(response.header("Content-Type")) == SyncHTTP.jsonMediaType)
             let knowledge = try Knowledge.decode(json: response.data)
-            #expect(knowledge.seq(origin: alice.replicaID, scope: .private) == 1)
-            #expect(knowledge.seq(origin: bob.replicaID, scope: .private) == 0)
-            #expect(knowledge.seq(origin: fixture.store.replica.replicaID, scope: .shared) == 3)
-            #expect(String(decoding: response.data, as: UTF8.self).contains(#""format":"readersync-knowledge/1""#))
+            #expect(knowledge.seq(origin: alice.replicaID, account: alice.account, scope: .private) == 1)
+            #expect(knowledge.seq(origin: bob.replicaID, account: bob.account, scope: .private) == 0)
+            #expect(knowledge.seq(origin: fixture.store.replica.replicaID, account: SQLiteServerStore.serverAccountName, scope: .shared) == 3)
+            #expect(String(decoding: response.data, as: UTF8.self).contains(#""format":"readersync-knowledge/2""#))
         }
     }
 
@@ -75,8 +75,8 @@ struct RouteTests {
             #expect(answer.refused.allSatisfy { $0.entity == .article && $0.reason.contains("reader") })
             // The device made changes 1...6 (its own knowledge covers both scopes to 6); the server now holds them
             // all, the refused articles included, so they are not pushed again.
-            #expect(answer.knowledge.seq(origin: alice.replicaID, scope: .shared) == 6)
-            #expect(answer.knowledge.seq(origin: alice.replicaID, scope: .private) == 6)
+            #expect(answer.knowledge.seq(origin: alice.replicaID, account: alice.account, scope: .shared) == 6)
+            #expect(answer.knowledge.seq(origin: alice.replicaID, account: alice.account, scope: .private) == 6)
             let json = try #require(try JSONSerialization.jsonObject(with: response.data) as? [String: Any])
             let refused = try #require((json["refused"] as? [[String: Any]])?.first)
             #expect(Set(refused.keys) == ["origin", "seq", "entity", "key", "field", "reason"])
@@ -224,7 +224,7 @@ struct RouteTests {
         try await fixture.app().test(.router) { client in
             let extra = contentType.isEmpty ? [:] : ["Content-Type": contentType]
             let response = try await client.execute(uri: uri, method: .post, headers: auth(fixture.alice.token, extra),
-                                                    body: ByteBuffer(string: #"{"knowledge":{"format":"readersync-knowledge/1","entries":[]}}"#))
+                                                    body: ByteBuffer(string: #"{"knowledge":{"format":"readersync-knowledge/2","entries":[]}}"#))
             try expectProblem(response, 415, slug: "unsupported-media-type")
         }
         #expect(try await fixture.store.canonicalDump(account: nil) == before)
@@ -288,14 +288,14 @@ struct RouteTests {
         "{", "[]", "null", #"{"maxChanges": 5}"#,
         #"{"knowledge": {"entries": []}}"#,
         #"{"knowledge": {"format": "readersync-knowledge/9", "entries": []}}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": [{"origin": "not-a-uuid", "scope": "shared", "seq": 1}]}}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": [{"origin": "6d8cd32b-7ca1-495b-9a76-6262c68b33a0", "scope": "secret", "seq": 1}]}}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": [{"origin": "6d8cd32b-7ca1-495b-9a76-6262c68b33a0", "scope": "shared", "seq": -1}]}}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": []}, "maxChanges": 0}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": []}, "maxChanges": -3}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": []}, "maxChanges": 10001}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": []}, "maxChanges": 99999999999999999999}"#,
-        #"{"knowledge": {"format": "readersync-knowledge/1", "entries": []}, "maxChanges": "ten"}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": [{"origin": "not-a-uuid", "scope": "shared", "seq": 1}]}}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": [{"origin": "6d8cd32b-7ca1-495b-9a76-6262c68b33a0", "scope": "secret", "seq": 1}]}}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": [{"origin": "6d8cd32b-7ca1-495b-9a76-6262c68b33a0", "scope": "shared", "seq": -1}]}}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": []}, "maxChanges": 0}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": []}, "maxChanges": -3}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": []}, "maxChanges": 10001}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": []}, "maxChanges": 99999999999999999999}"#,
+        #"{"knowledge": {"format": "readersync-knowledge/2", "entries": []}, "maxChanges": "ten"}"#,
     ])
     func badPulls(_ body: String) async throws {
         let fixture = try await Fixture()
@@ -319,7 +319,7 @@ struct RouteTests {
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
             for id in ["a1", "a2", "a3"] { try alice.markRead(id) }
             var pretend = try await fixture.store.knowledge(for: ServerAccount(name: "alice", role: .reader, createdAt: Date()))
-            pretend.advance(origin: alice.replicaID, scope: .private, to: 2)
+            pretend.advance(origin: alice.replicaID, account: "alice", scope: .private, to: 2)
             let gap = try alice.exportBundleData(for: pretend, account: "alice").data
             let before = try await fixture.store.canonicalDump(account: nil)
             let response = try await client.execute(

@@ -273,7 +273,7 @@ struct SyncTests {
             let answer = try await aliceTransport.push(relay)
             #expect(answer.ignored == 2)
             #expect(answer.applied == 0)
-            #expect(answer.knowledge.seq(origin: bob.replicaID, scope: .shared) == 0)
+            #expect(answer.knowledge.seq(origin: bob.replicaID, account: bob.account, scope: .shared) == 0)
             // The sync engine does not even send them.
             #expect(try await alice.sync(using: aliceTransport).pushed.changes == 0)
 

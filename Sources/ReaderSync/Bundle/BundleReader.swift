@@ -19,6 +19,10 @@ final class BundleReader {
     let headerLength: Int
     /// The size of the bundle: header plus payload.
     var totalBytes: Int { headerLength + Int(header.payloadLength) }
+    /// The bundle's keys so far (the key column of decoded blocks indexes it).
+    private(set) var keys = BundleKeyTable()
+    /// Compressed payload bytes consumed so far (for progress).
+    var payloadBytesRead: UInt64 { inflater.totalIn }
 
     private enum State {
         case reading
@@ -32,7 +36,7 @@ final class BundleReader {
     private var state = State.reading
     private var output: [UInt8] = []
     private var outputPosition = 0
-    private var block: [(change: Change, originIndex: Int)] = []
+    private var block: DecodedBlock?
     private var blockPosition = 0
     private var blockNumber = 0
     private var decoded: UInt64 = 0
@@ -75,13 +79,20 @@ final class BundleReader {
         try self.init(header: header, headerLength: headerLength, source: source)
     }
 
+    /// Reads a bundle whose header is `headerBytes` and whose payload comes from `payload` (a writer's spool).
+    convenience init(headerBytes: [UInt8], payload: PayloadSource) throws {
+        let header = try BundleFormat.decodeHeader(headerBytes)
+        try payload.startPayload(at: 0, count: header.payloadLength)
+        try self.init(header: header, headerLength: headerBytes.count, source: payload)
+    }
+
     private init(header: BundleHeader, headerLength: Int, source: PayloadSource) throws {
         self.header = header
         self.headerLength = headerLength
         self.source = source
         let originIndex = try BundleFormat.indexTables(account: header.account, origins: header.origins,
                                                        ranges: header.ranges, context: "bundle header is invalid")
-        validator = BundleFormat.ChangeValidator(ranges: header.ranges, originIndex: originIndex)
+        validator = BundleFormat.ChangeValidator(origins: header.origins, ranges: header.ranges, originIndex: originIndex)
         do {
             inflater = try Inflater(outputLimit: header.uncompressedLength)
         } catch {
@@ -96,22 +107,36 @@ final class BundleReader {
     /// ended exactly at the end of the payload.
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` naming the problem, e.g. "change 17: unknown entity kind 9".
     func next() throws -> Change? {
+        while true {
+            if let block, blockPosition < block.count {
+                let i = blockPosition
+                blockPosition += 1
+                let origin = header.origins[Int(block.origin[i])]
+                return Change(origin: origin.id, account: origin.account, seq: block.seq[i],
+                              hlc: HLCTimestamp(rawValue: block.hlc[i]), entity: block.entity[i],
+                              key: keys[block.key[i]], field: block.field[i].name, value: block.value[i])
+            }
+            guard let next = try nextBlock() else { return nil }
+            block = next
+            blockPosition = 0
+        }
+    }
+
+    /// The next decoded block, or nil after the last one (see ``next()`` for the checks at the end). Use either
+    /// this or ``next()``, not both.
+    func nextBlock() throws -> DecodedBlock? {
         switch state {
         case .done: return nil
         case .failed(let error): throw error
         case .reading: break
         }
         do {
-            while blockPosition >= block.count {
-                guard try loadBlock() else {
-                    try finishStream()
-                    state = .done
-                    return nil
-                }
+            guard let block = try loadBlock() else {
+                try finishStream()
+                state = .done
+                return nil
             }
-            let change = block[blockPosition].change
-            blockPosition += 1
-            return change
+            return block
         } catch {
             let failure: ReaderSyncError
             switch error {
@@ -120,7 +145,7 @@ final class BundleReader {
             default: failure = .invalidBundle("bundle payload is corrupt: \(error)")
             }
             state = .failed(failure)
-            block = []
+            block = nil
             output = []
             throw failure
         }
@@ -137,14 +162,12 @@ final class BundleReader {
         }
     }
 
-    /// Reads and decodes the next block; false at the end marker.
-    private func loadBlock() throws -> Bool {
-        block = []
-        blockPosition = 0
+    /// Reads and decodes the next block; nil at the end marker.
+    private func loadBlock() throws -> DecodedBlock? {
         blockNumber += 1
         let number = blockNumber
         let count = try readVarint("the change count of block \(number)")
-        if count == 0 { return false }
+        if count == 0 { return nil }
         guard count <= UInt64(BundleFormat.maxChangesPerBlock) else {
             throw ReaderSyncError.invalidBundle(
                 "bundle payload is corrupt: block \(number) claims \(count) changes (limit \(BundleFormat.maxChangesPerBlock))")
@@ -160,14 +183,15 @@ final class BundleReader {
                 "bundle payload is corrupt: block \(number) is \(length) bytes long (\(minimum) to \(BundleFormat.maxBlockBodyLength) allowed for \(count) changes)")
         }
         let body = try readBytes(Int(length), "block \(number)")
-        let changes = try BundleFormat.decodeBlock(body, count: Int(count), origins: header.origins,
-                                                   blockNumber: number, firstNumber: decoded + 1)
-        for (i, entry) in changes.enumerated() {
-            try validator.check(entry.change, originIndex: entry.originIndex, number: decoded + UInt64(i) + 1)
+        let block = try BundleFormat.decodeBlock(body, count: Int(count), version: header.formatVersion,
+                                                 origins: header.origins, keys: &keys, blockNumber: number,
+                                                 firstNumber: decoded + 1)
+        for i in 0..<block.count {
+            try validator.check(origin: block.origin[i], seq: block.seq[i], entity: block.entity[i],
+                                field: block.field[i], number: decoded + UInt64(i) + 1)
         }
         decoded += count
-        block = changes
-        return true
+        return block
     }
 
     /// After the end marker: nothing more may inflate, the stream must end exactly at the end of the
@@ -262,7 +286,7 @@ final class BundleReader {
     }
 
     /// Where the compressed payload comes from: a slice of memory, or a file read in chunks.
-    private final class PayloadSource {
+    final class PayloadSource {
         private var data: Data?
         private let file: FileHandle?
         private let path: String
@@ -280,6 +304,13 @@ final class BundleReader {
         init(file: FileHandle, path: String) {
             self.file = file
             self.path = path
+        }
+
+        /// A writer's spool file holding just the payload (`size` bytes).
+        init(file: FileHandle, path: String, size: UInt64) {
+            self.file = file
+            self.path = path
+            self.remaining = size
         }
 
         deinit { try? file?.close() }

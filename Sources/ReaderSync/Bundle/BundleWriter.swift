@@ -1,4 +1,9 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 
 /// Writes a delta bundle: a header naming the source, origins and ranges, then the changes in
 /// compressed columnar blocks (see `Schemas/bundle-format.md`).
@@ -14,7 +19,10 @@ final class BundleWriter {
     private let schemaVersion: UInt16
     private let origins: [BundleOriginInfo]
     private let ranges: [KnowledgeRange]
-    private let originIndex: [ReplicaID: Int]
+    private let writtenAtMillis: Int64?
+    private let acknowledgements: [BundleAcknowledgement]
+    private let originIndex: [BundleOriginInfo: Int]
+    private var keys = BundleKeyTable()
     private var validator: BundleFormat.ChangeValidator
     private var block = BundleFormat.BlockEncoder()
     private let deflater: Deflater
@@ -29,11 +37,13 @@ final class BundleWriter {
     /// temporary directory), removed when the writer finishes or goes away.
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` for duplicate origins or ranges, a range whose
     ///   origin is not listed, a range with `from > to`, or tables past the format's limits.
-    init(source: ReplicaID, account: String, schemaVersion: UInt16, origins: [BundleOriginInfo],
-         ranges: [KnowledgeRange], spoolDirectory: URL? = nil) throws {
+    init(source: ReplicaID, account: String, schemaVersion: UInt16, writtenAtMillis: Int64? = nil,
+         origins: [BundleOriginInfo], ranges: [KnowledgeRange], acknowledgements: [BundleAcknowledgement] = [],
+         spoolDirectory: URL? = nil) throws {
         originIndex = try BundleFormat.indexTables(account: account, origins: origins, ranges: ranges,
                                                    context: "cannot write bundle")
-        let length = BundleFormat.headerLength(account: account, origins: origins, rangeCount: ranges.count)
+        let length = BundleFormat.headerLength(version: BundleFormat.currentVersion, account: account, origins: origins,
+                                               rangeCount: ranges.count, acknowledgements: acknowledgements)
         guard length <= BundleFormat.maxHeaderLength else {
             throw ReaderSyncError.invalidBundle(
                 "cannot write bundle: its header would be \(length) bytes (limit \(BundleFormat.maxHeaderLength)); split it")
@@ -43,8 +53,10 @@ final class BundleWriter {
         self.schemaVersion = schemaVersion
         self.origins = origins
         self.ranges = ranges
+        self.writtenAtMillis = writtenAtMillis
+        self.acknowledgements = Array(acknowledgements.prefix(BundleFormat.maxAcknowledgements))
         spool = Spool(directory: spoolDirectory ?? FileManager.default.temporaryDirectory)
-        validator = BundleFormat.ChangeValidator(ranges: ranges, originIndex: originIndex)
+        validator = BundleFormat.ChangeValidator(origins: origins, ranges: ranges, originIndex: originIndex)
         do {
             deflater = try Deflater(level: 6)
         } catch {
@@ -60,7 +72,7 @@ final class BundleWriter {
     func append(_ change: Change) throws {
         guard !isFinished else { throw ReaderSyncError.invalidBundle("cannot append to a finished bundle") }
         let number = changeCount + 1
-        guard let index = originIndex[change.origin] else {
+        guard let index = originIndex[BundleOriginInfo(id: change.origin, account: change.account)] else {
             throw ReaderSyncError.invalidBundle(
                 "cannot write bundle: change \(number): origin \(change.origin) is not in the bundle's origin table")
         }
@@ -68,19 +80,28 @@ final class BundleWriter {
             throw ReaderSyncError.invalidBundle(
                 "cannot write bundle: more than \(BundleFormat.maxChangeCount) changes; split it")
         }
-        for (what, text) in [("key", change.key), ("field", change.field), ("value", change.value.stringValue ?? "")] {
-            let length = text.utf8.count
-            guard length <= BundleFormat.maxStringBytes else {
+        for (what, length, limit) in [("key", change.key.utf8.count, BundleFormat.maxKeyBytes),
+                                      ("value", change.value.stringValue?.utf8.count ?? 0, BundleFormat.maxStringBytes)] {
+            guard length <= limit else {
                 throw ReaderSyncError.invalidBundle(
-                    "cannot write bundle: change \(number): the \(what) is \(length) bytes (limit \(BundleFormat.maxStringBytes))")
+                    "cannot write bundle: change \(number): the \(what) is \(length) bytes (limit \(limit))")
             }
         }
+        guard let field = FieldCode(name: change.field, entity: change.entity) else {
+            throw ReaderSyncError.invalidBundle("cannot write bundle: change \(number): field '\(change.field)' is not allowed for \(change.entity)")
+        }
         do {
-            try validator.check(change, originIndex: index, number: number)
+            try validator.check(origin: Int32(index), seq: change.seq, entity: change.entity, field: field, number: number)
         } catch let error as ReaderSyncError {
             throw ReaderSyncError.invalidBundle("cannot write bundle: \(error.message)")
         }
-        block.append(change, originIndex: index)
+        let (keyID, isNew) = keys.intern(change.key)
+        if isNew {
+            guard keys.count <= BundleFormat.maxKeyTableEntries, keys.totalBytes <= BundleFormat.maxKeyTableBytes else {
+                throw ReaderSyncError.invalidBundle("cannot write bundle: more than \(BundleFormat.maxKeyTableEntries) keys or \(BundleFormat.maxKeyTableBytes) bytes of keys; split it")
+            }
+        }
+        block.append(change, field: field, originIndex: index, keyID: keyID, isNewKey: isNew)
         changeCount = number
         if block.count >= BundleFormat.maxChangesPerBlock || block.bodyLength >= BundleFormat.targetBlockBodyLength {
             try flushBlock()
@@ -116,24 +137,29 @@ final class BundleWriter {
             throw ReaderSyncError.storage("cannot write bundle: \(error)")
         }
         return BundleHeader(formatVersion: BundleFormat.currentVersion, schemaVersion: schemaVersion, source: source,
-                            account: account, origins: origins, ranges: ranges, changeCount: changeCount,
+                            account: account, writtenAtMillis: writtenAtMillis, origins: origins, ranges: ranges,
+                            acknowledgements: acknowledgements, changeCount: changeCount,
                             payloadLength: spool.count, uncompressedLength: deflater.totalIn, checksum: spool.crc)
     }
 
-    /// Finishes the bundle and writes header and payload to `url` (created, or truncated if it exists).
-    /// The writer cannot be used afterwards; its temporary spool file is removed.
+    /// Finishes the bundle and writes header and payload to `url`, through a temporary file beside it that is
+    /// renamed over `url` once complete (a reader never sees half a bundle). The caller decides whether `url`
+    /// may be replaced. The writer cannot be used afterwards.
     /// - Returns: The header written.
-    /// - Throws: ``ReaderSyncError/storage(_:)`` if the file cannot be written (a partial file is removed).
+    /// - Throws: ``ReaderSyncError/storage(_:)`` if the file cannot be written (nothing is left behind).
     func finish(to url: URL) throws -> BundleHeader {
         defer { spool.remove() }
         let header = try finishPayload()
         let headerBytes = try BundleFormat.encodeHeader(header)
         let path = url.path(percentEncoded: false)
+        let temporary = url.deletingLastPathComponent()
+            .appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString.prefix(8)).tmp")
+        let temporaryPath = temporary.path(percentEncoded: false)
         do {
-            guard FileManager.default.createFile(atPath: path, contents: nil) else {
-                throw ReaderSyncError.storage("cannot create bundle file \(path)")
+            guard FileManager.default.createFile(atPath: temporaryPath, contents: nil) else {
+                throw ReaderSyncError.storage("cannot create bundle file \(path): its directory is missing or not writable")
             }
-            let handle = try FileHandle(forWritingTo: url)
+            let handle = try FileHandle(forWritingTo: temporary)
             do {
                 try handle.write(contentsOf: headerBytes)
                 try spool.copy { try handle.write(contentsOf: $0) }
@@ -143,8 +169,11 @@ final class BundleWriter {
                 try? handle.close()
                 throw error
             }
+            guard rename(temporaryPath, path) == 0 else {
+                throw ReaderSyncError.storage("cannot write bundle file \(path): \(String(cString: strerror(errno)))")
+            }
         } catch {
-            try? FileManager.default.removeItem(at: url)
+            try? FileManager.default.removeItem(at: temporary)
             if let error = error as? ReaderSyncError { throw error }
             throw ReaderSyncError.storage("cannot write bundle file \(path): \(error.localizedDescription)")
         }
@@ -166,6 +195,15 @@ final class BundleWriter {
         return (header, data)
     }
 
+    /// Finishes the bundle and returns a reader over it, without writing it anywhere: the payload is read back
+    /// from the spool (memory, or an unnamed temporary file). For replica-to-replica sync.
+    func finishReader() throws -> BundleReader {
+        let header = try finishPayload()
+        let headerBytes = try BundleFormat.encodeHeader(header)
+        let source = try spool.takeSource()
+        return try BundleReader(headerBytes: headerBytes, payload: source)
+    }
+
     /// The compressed payload: in memory up to 1 MiB, then in a temporary file, which is removed by
     /// ``remove()`` or at the latest in `deinit`. Tracks its length and CRC-32.
     private final class Spool {
@@ -174,7 +212,6 @@ final class BundleWriter {
         private let directory: URL
         private var memory = Data()
         private var file: FileHandle?
-        private var fileURL: URL?
         /// Bytes written so far.
         private(set) var count: UInt64 = 0
         /// CRC-32 of the bytes written so far.
@@ -199,13 +236,15 @@ final class BundleWriter {
                 guard FileManager.default.createFile(atPath: url.path(percentEncoded: false), contents: nil) else {
                     throw ReaderSyncError.storage("cannot create the bundle spool file \(url.path(percentEncoded: false))")
                 }
-                fileURL = url
                 let handle: FileHandle
                 do {
                     handle = try FileHandle(forUpdating: url)
                 } catch {
+                    try? FileManager.default.removeItem(at: url)
                     throw ReaderSyncError.storage("cannot open the bundle spool file \(url.path(percentEncoded: false)): \(error.localizedDescription)")
                 }
+                // Unlinked at once: the open handle keeps the data, and nothing is left behind if the process dies.
+                try? FileManager.default.removeItem(at: url)
                 file = handle
                 try write(memory, to: handle)
                 memory = Data()
@@ -244,17 +283,25 @@ final class BundleWriter {
             }
         }
 
-        /// Closes and deletes the spool file, if any.
+        /// Closes the spool file (already unlinked), if any.
         func remove() {
             if let file {
                 try? file.close()
                 self.file = nil
             }
-            if let fileURL {
-                try? FileManager.default.removeItem(at: fileURL)
-                self.fileURL = nil
-            }
             memory = Data()
+        }
+
+        /// Hands the spooled bytes over to a bundle reader; the spool is empty afterwards.
+        func takeSource() throws -> BundleReader.PayloadSource {
+            defer { file = nil; memory = Data() }
+            if let file {
+                do { try file.seek(toOffset: 0) } catch {
+                    throw ReaderSyncError.storage("cannot read back the bundle spool: \(error.localizedDescription)")
+                }
+                return BundleReader.PayloadSource(file: file, path: "(spool)", size: count)
+            }
+            return BundleReader.PayloadSource(data: memory)
         }
     }
 }

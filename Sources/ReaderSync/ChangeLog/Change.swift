@@ -126,6 +126,39 @@ public enum ChangeField {
     }
 }
 
+/// A field as the store and format 2 of bundles number it (`Schemas/bundle-format.md`, field codes).
+enum FieldCode: UInt8, Sendable, CaseIterable {
+    case content = 1, created = 2, body = 3, deleted = 4, read = 5, progress = 6, saved = 7
+
+    /// The field's name (`ChangeField`).
+    var name: String {
+        switch self {
+        case .content: return ChangeField.articleContent
+        case .created: return ChangeField.commentCreated
+        case .body: return ChangeField.commentBody
+        case .deleted: return ChangeField.commentDeleted
+        case .read: return ChangeField.read
+        case .progress: return ChangeField.progress
+        case .saved: return ChangeField.saved
+        }
+    }
+
+    /// The entity the field belongs to.
+    var entity: EntityKind {
+        switch self {
+        case .content: return .article
+        case .created, .body, .deleted: return .comment
+        case .read, .progress, .saved: return .readState
+        }
+    }
+
+    /// The code of a field name of `entity`, or nil when the entity has no such field.
+    init?(name: String, entity: EntityKind) {
+        guard let code = Self.allCases.first(where: { $0.entity == entity && $0.name == name }) else { return nil }
+        self = code
+    }
+}
+
 /// One change: a new value for one field of one entity, stamped and attributed.
 ///
 /// Changes are the unit of the change log, of bundles and of merging. `(origin, seq)` identifies a change
@@ -133,6 +166,8 @@ public enum ChangeField {
 public struct Change: Sendable, Hashable, Codable {
     /// The replica that made the change.
     public var origin: ReplicaID
+    /// The account of that replica: an origin is the pair (replica id, account).
+    public var account: String
     /// The origin's sequence number for this change (1, 2, 3…, without gaps per origin).
     public var seq: UInt64
     /// When it was made, on the origin's hybrid logical clock.
@@ -147,9 +182,10 @@ public struct Change: Sendable, Hashable, Codable {
     public var value: ChangeValue
 
     /// Creates a change.
-    public init(origin: ReplicaID, seq: UInt64, hlc: HLCTimestamp, entity: EntityKind,
+    public init(origin: ReplicaID, account: String, seq: UInt64, hlc: HLCTimestamp, entity: EntityKind,
                 key: String, field: String, value: ChangeValue) {
         self.origin = origin
+        self.account = account
         self.seq = seq
         self.hlc = hlc
         self.entity = entity
@@ -161,15 +197,16 @@ public struct Change: Sendable, Hashable, Codable {
     /// The scope of the change, from its entity.
     public var scope: ChangeScope { entity.scope }
 
-    private enum CodingKeys: String, CodingKey { case origin, seq, hlc, time, entity, key, field, type, value }
+    private enum CodingKeys: String, CodingKey { case origin, account, seq, hlc, time, entity, key, field, type, value }
 
-    /// JSON: `{"origin", "seq", "hlc" (packed number), "time" (ISO 8601), "entity" (name), "key", "field",
-    /// "type" (value type name), "value" (plain JSON value)}`.
+    /// JSON: `{"origin", "account", "seq", "hlc" (packed, as a decimal string: it exceeds 2^53), "time" (ISO 8601),
+    /// "entity" (name), "key", "field", "type" (value type name), "value" (plain JSON value)}`.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(origin, forKey: .origin)
+        try c.encode(account, forKey: .account)
         try c.encode(seq, forKey: .seq)
-        try c.encode(hlc, forKey: .hlc)
+        try c.encode(String(hlc.rawValue), forKey: .hlc)
         try c.encode(ISO8601.string(fromMillis: Int64(hlc.millis)), forKey: .time)
         try c.encode(entity.description, forKey: .entity)
         try c.encode(key, forKey: .key)
@@ -188,8 +225,16 @@ public struct Change: Sendable, Hashable, Codable {
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         origin = try c.decode(ReplicaID.self, forKey: .origin)
+        account = try c.decode(String.self, forKey: .account)
         seq = try c.decode(UInt64.self, forKey: .seq)
-        hlc = try c.decode(HLCTimestamp.self, forKey: .hlc)
+        if let text = try? c.decode(String.self, forKey: .hlc) {
+            guard let raw = UInt64(text) else {
+                throw DecodingError.dataCorruptedError(forKey: .hlc, in: c, debugDescription: "not a timestamp: \(text)")
+            }
+            hlc = HLCTimestamp(rawValue: raw)
+        } else {
+            hlc = try c.decode(HLCTimestamp.self, forKey: .hlc)
+        }
         let entityName = try c.decode(String.self, forKey: .entity)
         guard let kind = EntityKind(name: entityName) else {
             throw DecodingError.dataCorruptedError(forKey: .entity, in: c, debugDescription: "unknown entity '\(entityName)'")
@@ -209,12 +254,19 @@ public struct Change: Sendable, Hashable, Codable {
     }
 }
 
-/// A change as this replica's log holds it, with the replica-local order it was recorded in.
+/// A change as this replica's log holds it, with its place in the log's order.
 public struct ChangeLogEntry: Sendable, Hashable, Codable {
-    /// The local sequence number: the order this replica recorded it (its own or received).
-    public var localSequence: Int64
     /// The change.
     public var change: Change
-    /// The account of the origin replica.
-    public var originAccount: String
+    /// Where the entry sits in the log's order (write order: hybrid timestamp, then origin, then sequence
+    /// number); pass it as `after` to ``Replica/changeLog(after:limit:)`` to read the entries that follow.
+    public var cursor: String
+    /// The account of the origin replica (the same as `change.account`).
+    public var originAccount: String { change.account }
+
+    /// Creates an entry.
+    public init(change: Change, cursor: String) {
+        self.change = change
+        self.cursor = cursor
+    }
 }

@@ -1,213 +1,143 @@
 import Foundation
 import GRDB
 
-/// What one entity a change-log entry targets: the unit the merge rules materialize.
-struct MergeTarget: Hashable, Sendable {
-    var entity: EntityKind
-    var key: String
-    /// For read state: the account it belongs to. Nil for shared entities.
-    var account: String?
-}
-
-// MARK: - Value storage
-
-extension ChangeValue {
-    /// The `value_type` column: 0 null, 1 false, 2 true, 3 int, 4 double, 5 string (as in bundles).
-    var typeTag: Int {
-        switch self {
-        case .null: return 0
-        case .bool(let b): return b ? 2 : 1
-        case .int: return 3
-        case .double: return 4
-        case .string: return 5
-        }
-    }
-
-    var databaseValue: DatabaseValue {
-        switch self {
-        case .null: return .null
-        case .bool(let b): return (b ? 1 : 0).databaseValue
-        case .int(let i): return i.databaseValue
-        case .double(let d): return d.databaseValue
-        case .string(let s): return s.databaseValue
-        }
-    }
-
-    init(typeTag: Int, databaseValue: DatabaseValue) throws {
-        switch (typeTag, databaseValue.storage) {
-        case (0, _): self = .null
-        case (1, _): self = .bool(false)
-        case (2, _): self = .bool(true)
-        case (3, .int64(let i)): self = .int(i)
-        case (4, .double(let d)): self = .double(d)
-        case (4, .int64(let i)): self = .double(Double(i))
-        case (5, .string(let s)): self = .string(s)
-        default:
-            throw ReaderSyncError.storage("change log holds a value of type \(typeTag) that does not match its column")
-        }
-    }
-}
-
-// MARK: - Recording
+// MARK: - Recording local mutations
 
 extension Replica {
     /// One field write of a local mutation.
     struct FieldWrite {
         var entity: EntityKind
         var key: String
-        var field: String
+        var field: FieldCode
         var value: ChangeValue
     }
 
-    /// Records a local mutation: stamps it, appends its change-log entries and re-materializes what it touched,
-    /// all inside the caller's transaction. Returns the recorded changes.
+    /// Records a local mutation inside the caller's transaction: stamps it after the current winner of every
+    /// field it writes (so the user's latest action wins even over a change stamped ahead by a device whose clock
+    /// was wrong), gives it this replica's next sequence numbers, and merges it through the same path as received
+    /// bundles. Returns the recorded changes.
     @discardableResult
     func record(_ db: Database, _ writes: [FieldWrite]) throws -> [Change] {
         guard !writes.isEmpty else { return [] }
-        guard let row = try Row.fetchOne(db, sql: "SELECT clock, last_seq FROM replica") else {
-            throw ReaderSyncError.storage("replica row is missing")
+        let tx = StoreTransaction(db)
+        let me = try tx.replicaRow()
+        noteIdentity(me.origin.replica)
+        let wall = options.wallClock.nowMillis()
+        var clock = HybridLogicalClock(latest: me.clock)
+        var stamp = clock.tick(wallMillis: wall, bounds: options.clockBounds)
+        for write in writes {
+            if let winner = try fieldClock(tx, write, account: me.origin.accountRow), winner >= stamp {
+                stamp = winner.successor
+            }
         }
-        var clock = HybridLogicalClock(latest: HLCTimestamp(rawValue: UInt64(bitPattern: row["clock"])))
-        let hlc = try clock.tick(wallMillis: options.wallClock.nowMillis())
-        var seq = UInt64(bitPattern: row["last_seq"])
+        clock.follow(stamp, wallMillis: wall, bounds: options.clockBounds)
+        try tx.useIncarnation(incarnation, from: me.lastSeq + 1)
+
+        var keys = BundleKeyTable()
+        var incoming: [IncomingChange] = []
         var changes: [Change] = []
-        var targets = Set<MergeTarget>()
-        let insert = try db.cachedStatement(sql: """
-            INSERT INTO change_log (origin_id, seq, hlc, entity, account, key, field, value_type, value)
-            VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        var seq = me.lastSeq
         for write in writes {
             seq += 1
-            let account = write.entity.scope == .private ? self.account : nil
-            try insert.execute(arguments: [
-                Int64(bitPattern: seq), Int64(bitPattern: hlc.rawValue), Int(write.entity.rawValue), account,
-                write.key, write.field, write.value.typeTag, write.value.databaseValue,
-            ])
-            changes.append(Change(origin: replicaID, seq: seq, hlc: hlc, entity: write.entity,
-                                  key: write.key, field: write.field, value: write.value))
-            targets.insert(MergeTarget(entity: write.entity, key: write.key, account: account))
+            let parsed: ChangeRules.Parsed
+            do {
+                parsed = try ChangeRules.check(entity: write.entity, field: write.field, key: write.key, value: write.value)
+            } catch {
+                throw ReaderSyncError.invalidInput(error.message)
+            }
+            incoming.append(IncomingChange(origin: me.origin, seq: seq, hlc: stamp.rawValue, entity: write.entity,
+                                           field: write.field, keyID: keys.intern(write.key).id, value: write.value,
+                                           parsed: parsed))
+            changes.append(Change(origin: me.origin.replica, account: me.origin.account, seq: seq, hlc: stamp,
+                                  entity: write.entity, key: write.key, field: write.field.name, value: write.value))
         }
-        try db.execute(sql: "UPDATE replica SET clock = ?, last_seq = ?",
-                       arguments: [Int64(bitPattern: clock.latest.rawValue), Int64(bitPattern: seq)])
+        _ = try Merger(tx).merge(incoming, keys: keys)
+        try tx.setClock(clock.latest)
+        try tx.setLastSeq(seq)
         for scope in ChangeScope.allCases {
-            try db.execute(sql: """
-                INSERT INTO knowledge (origin_id, scope, seq) VALUES (1, ?, ?)
-                ON CONFLICT (origin_id, scope) DO UPDATE SET seq = excluded.seq
-                """, arguments: [Int(scope.rawValue), Int64(bitPattern: seq)])
+            try tx.raiseKnowledge(originRow: me.origin.row, scope: scope, to: seq, incarnation: incarnation)
         }
-        for target in targets { try materialize(db, target) }
+        try checkInvariants(db)
         return changes
     }
 
-    // MARK: - Materializing
-
-    /// Recomputes one target's row from its retained change-log entries by the merge rules, and drops the
-    /// entries the rules say are superseded.
-    func materialize(_ db: Database, _ target: MergeTarget) throws {
-        let entries = try mergeEntries(db, target)
-        switch target.entity {
-        case .article:
-            let (content, superseded) = MergeRules.article(entries)
-            try compact(db, superseded)
-            if let content {
-                let text = try content.encoded()
-                let sortKey: Int64 = content.publishedAtMillis ?? content.updatedAtMillis ?? 0
-                try db.execute(sql: """
-                    INSERT INTO article (id, source, url, title, byline, body, topics, related,
-                                         published_at, updated_at, sort_key, content)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET source = excluded.source, url = excluded.url,
-                        title = excluded.title, byline = excluded.byline, body = excluded.body,
-                        topics = excluded.topics, related = excluded.related,
-                        published_at = excluded.published_at, updated_at = excluded.updated_at,
-                        sort_key = excluded.sort_key, content = excluded.content
-                    """, arguments: [
-                        target.key, content.source, content.url, content.title, content.byline, content.body,
-                        try CanonicalJSON.string(content.topics), try CanonicalJSON.string(content.related),
-                        content.publishedAtMillis, content.updatedAtMillis,
-                        sortKey, text,
-                    ])
-            }
-        case .comment:
-            let (state, superseded) = MergeRules.comment(entries)
-            try compact(db, superseded)
-            if let state {
-                try db.execute(sql: """
-                    INSERT INTO comment (id, article_id, parent_id, author, body, created_at, created_hlc, edited_at, deleted)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    ON CONFLICT (id) DO UPDATE SET article_id = excluded.article_id, parent_id = excluded.parent_id,
-                        author = excluded.author, body = excluded.body, created_at = excluded.created_at,
-                        created_hlc = excluded.created_hlc, edited_at = excluded.edited_at, deleted = excluded.deleted
-                    """, arguments: [
-                        target.key, state.articleID, state.parentID, state.author, state.body,
-                        Int64(state.createdHLC.millis), Int64(bitPattern: state.createdHLC.rawValue),
-                        state.editedHLC.map { Int64($0.millis) }, state.isDeleted,
-                    ])
-            }
-        case .readState:
-            let (state, superseded) = MergeRules.readState(entries)
-            try compact(db, superseded)
-            if let state, let account = target.account {
-                try db.execute(sql: """
-                    INSERT INTO read_state (account, article_id, read_at, progress, saved_at) VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (account, article_id) DO UPDATE SET read_at = excluded.read_at,
-                        progress = excluded.progress, saved_at = excluded.saved_at
-                    """, arguments: [account, target.key, state.readAt, state.progress, state.savedAt])
-            }
+    /// The timestamp of the current winner of the field `write` writes (for progress: the latest of its
+    /// positions and reset), or nil.
+    private func fieldClock(_ tx: StoreTransaction, _ write: FieldWrite, account: Int64) throws -> HLCTimestamp? {
+        let db = tx.db
+        let value: Int64?
+        switch write.field {
+        case .content:
+            value = try Int64.fetchOne(try db.cachedStatement(sql: "SELECT content_hlc FROM article WHERE key = ?"),
+                                       arguments: [write.key])
+        case .created:
+            value = nil
+        case .body, .deleted:
+            value = try Int64.fetchOne(try db.cachedStatement(sql: """
+                SELECT MAX(COALESCE(body_hlc, 0), COALESCE(deleted_hlc, 0)) FROM comment WHERE key = ?
+                """), arguments: [write.key])
+        case .read, .saved:
+            let column = write.field == .read ? "read_hlc" : "saved_hlc"
+            value = try Int64.fetchOne(try db.cachedStatement(sql: """
+                SELECT r.\(column) FROM read_state r JOIN article a ON a.id = r.article_id WHERE a.key = ? AND r.account_id = ?
+                """), arguments: [write.key, account])
+        case .progress:
+            value = try Int64.fetchOne(try db.cachedStatement(sql: """
+                SELECT MAX(COALESCE(r.progress_hlc, 0), COALESCE(r.reset_hlc, 0),
+                           COALESCE((SELECT MAX(c.hlc) FROM retained_extra x JOIN change_log c
+                                     ON c.origin_id = x.origin_id AND c.seq = x.seq
+                                     WHERE x.entity = 3 AND x.target = r.article_id AND x.account_id = r.account_id), 0))
+                FROM read_state r JOIN article a ON a.id = r.article_id WHERE a.key = ? AND r.account_id = ?
+                """), arguments: [write.key, account])
         }
-    }
-
-    private func mergeEntries(_ db: Database, _ target: MergeTarget) throws -> [MergeEntry] {
-        let statement = try db.cachedStatement(sql: """
-            SELECT c.local_seq, c.seq, c.hlc, c.field, c.value_type, c.value, o.replica_id, o.account
-            FROM change_log c JOIN origin o ON o.id = c.origin_id
-            WHERE c.entity = ? AND c.key = ? AND c.account IS ?
-            """)
-        let rows = try Row.fetchCursor(statement, arguments: [Int(target.entity.rawValue), target.key, target.account])
-        var entries: [MergeEntry] = []
-        while let row = try rows.next() {
-            guard let origin = ReplicaID(string: row["replica_id"]) else {
-                throw ReaderSyncError.storage("origin table holds an invalid replica id")
-            }
-            entries.append(MergeEntry(
-                localSeq: row["local_seq"], origin: origin, originAccount: row["account"],
-                seq: UInt64(bitPattern: row["seq"]), hlc: HLCTimestamp(rawValue: UInt64(bitPattern: row["hlc"])),
-                field: row["field"],
-                value: try ChangeValue(typeTag: row["value_type"], databaseValue: row["value"])))
-        }
-        return entries
-    }
-
-    private func compact(_ db: Database, _ localSeqs: [Int64]) throws {
-        guard !localSeqs.isEmpty else { return }
-        let statement = try db.cachedStatement(sql: "DELETE FROM change_log WHERE local_seq = ?")
-        for seq in Set(localSeqs) { try statement.execute(arguments: [seq]) }
+        return value.flatMap { $0 > 0 ? HLCTimestamp(rawValue: UInt64(bitPattern: $0)) : nil }
     }
 
     // MARK: - Reading the log
 
-    /// The retained change-log entries recorded after `localSequence`, oldest first.
+    /// The retained change-log entries in write order (hybrid timestamp, origin, sequence number), after the entry
+    /// whose ``ChangeLogEntry/cursor`` is `after` (from the start when nil), at most `limit` of them.
     ///
     /// Entries superseded by a newer write to the same field are compacted away (see `Schemas/merge-rules.md`),
     /// so the log holds what still decides the state.
-    public func changeLog(after localSequence: Int64 = 0, limit: Int = 1000) throws -> [ChangeLogEntry] {
-        try read("read change log") { db in
+    /// - Throws: ``ReaderSyncError/invalidInput(_:)`` for a cursor this replica did not hand out.
+    public func changeLog(after cursor: String? = nil, limit: Int = 1000) throws -> [ChangeLogEntry] {
+        var position: (hlc: Int64, origin: Int64, seq: Int64) = (Int64.min, Int64.min, Int64.min)
+        if let cursor {
+            let parts = cursor.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 3, let hlc = UInt64(parts[0]), let origin = Int64(parts[1]), let seq = UInt64(parts[2]) else {
+                throw ReaderSyncError.invalidInput("'\(Keys.printable(cursor))' is not a change-log cursor (it looks like HLC-ORIGIN-SEQ)")
+            }
+            position = (Int64(bitPattern: hlc), origin, Int64(bitPattern: seq))
+        }
+        return try read("read change log") { db in
+            let tx = StoreTransaction(db)
             let rows = try Row.fetchAll(db, sql: """
-                SELECT c.local_seq, c.seq, c.hlc, c.entity, c.key, c.field, c.value_type, c.value,
-                       o.replica_id, o.account
-                FROM change_log c JOIN origin o ON o.id = c.origin_id
-                WHERE c.local_seq > ? ORDER BY c.local_seq LIMIT ?
-                """, arguments: [localSequence, max(0, limit)])
+                SELECT c.origin_id, c.seq, c.hlc, c.entity, c.field, c.value_type, c.value,
+                       CASE c.entity WHEN 2 THEN m.key ELSE a.key END AS key,
+                       a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at
+                FROM change_log c
+                LEFT JOIN article a ON c.entity != 2 AND a.id = c.target
+                LEFT JOIN comment m ON c.entity = 2 AND m.id = c.target
+                WHERE (c.hlc, c.origin_id, c.seq) > (?, ?, ?)
+                ORDER BY c.hlc, c.origin_id, c.seq LIMIT ?
+                """, arguments: [position.hlc, position.origin, position.seq, max(0, limit)])
             return try rows.map { row in
-                guard let origin = ReplicaID(string: row["replica_id"]),
-                      let entity = EntityKind(rawValue: UInt8(clamping: row["entity"] as Int)) else {
-                    throw ReaderSyncError.storage("change log row \(row["local_seq"] as Int64) is corrupt")
+                let originRow: Int64 = row[0]
+                let origin = try tx.origin(row: originRow)
+                guard let entity = EntityKind(rawValue: UInt8(clamping: row[3] as Int)),
+                      let field = FieldCode(rawValue: UInt8(clamping: row[4] as Int)), let key = row[7] as String? else {
+                    throw ReaderSyncError.storage("change log entry \(originRow)/\(row[1] as Int64) is corrupt")
                 }
-                let change = Change(origin: origin, seq: UInt64(bitPattern: row["seq"]),
-                                    hlc: HLCTimestamp(rawValue: UInt64(bitPattern: row["hlc"])),
-                                    entity: entity, key: row["key"], field: row["field"],
-                                    value: try ChangeValue(typeTag: row["value_type"], databaseValue: row["value"]))
-                return ChangeLogEntry(localSequence: row["local_seq"], change: change, originAccount: row["account"])
+                let type: Int = row[5]
+                let value: ChangeValue = type == StoreTransaction.valueInRow
+                    ? .string(try StoreTransaction.content(row, offset: 8).encoded())
+                    : try ChangeValue(typeTag: type, databaseValue: row[6])
+                let seq = UInt64(bitPattern: row[1])
+                let hlc = UInt64(bitPattern: row[2])
+                let change = Change(origin: origin.replica, account: origin.account, seq: seq, hlc: HLCTimestamp(rawValue: hlc),
+                                    entity: entity, key: key, field: field.name, value: value)
+                return ChangeLogEntry(change: change, cursor: "\(hlc)-\(originRow)-\(seq)")
             }
         }
     }

@@ -78,47 +78,98 @@ public final class ManualWallClock: WallClock {
     public func set(_ millis: Int64) { current.withLock { $0 = millis } }
 }
 
-/// The hybrid logical clock algorithm (Kulkarni et al.), as a value: pure state transitions.
+/// The bounds the clock rules use (`Schemas/merge-rules.md`, "Clocks").
+public struct ClockBounds: Sendable, Equatable {
+    /// No change may be stamped before this (ms since 1970; default 2020-01-01T00:00:00Z). A replica whose wall
+    /// clock reads earlier (a dead clock battery) stamps this instead; a received change stamped earlier is refused.
+    public var floorMillis: Int64
+    /// How far (ms) this replica's clock may run ahead of its wall clock by following received changes
+    /// (default 10 minutes). A change stamped further ahead is still merged, but the local clock does not follow
+    /// it past this lead, so one device's wrong clock cannot pin every other device's clock in the future.
+    public var maxLeadMillis: Int64
+    /// A received change stamped more than this (ms) ahead of the wall clock is refused, and its bundle with it
+    /// (default 24 hours): a device whose clock is that wrong must be fixed.
+    public var maxFutureMillis: Int64
+
+    /// 2020-01-01T00:00:00Z.
+    public static let defaultFloorMillis: Int64 = 1_577_836_800_000
+
+    /// Creates bounds; the defaults suit phones and laptops with ordinary clock drift.
+    public init(floorMillis: Int64 = ClockBounds.defaultFloorMillis, maxLeadMillis: Int64 = 10 * 60 * 1000,
+                maxFutureMillis: Int64 = 24 * 3600 * 1000) {
+        self.floorMillis = floorMillis
+        self.maxLeadMillis = max(0, maxLeadMillis)
+        self.maxFutureMillis = max(self.maxLeadMillis, maxFutureMillis)
+    }
+}
+
+extension HLCTimestamp {
+    /// The next timestamp after this one: the counter plus one, or the next millisecond.
+    var successor: HLCTimestamp {
+        counter == UInt16.max ? HLCTimestamp(millis: millis + 1, counter: 0) : HLCTimestamp(millis: millis, counter: counter + 1)
+    }
+
+    /// The last timestamp of millisecond `millis`.
+    static func endOf(millis: Int64) -> HLCTimestamp {
+        HLCTimestamp(millis: UInt64(max(0, min(millis, (1 << 48) - 1))), counter: UInt16.max)
+    }
+}
+
+/// The hybrid logical clock algorithm (Kulkarni et al.), as a value: pure state transitions, with a bound on
+/// how far it runs ahead of the wall clock.
 ///
-/// The store persists ``latest`` in the same transaction as the changes it stamps,
-/// so the clock survives restarts and stays monotonic when the wall clock jumps backwards.
+/// The store persists ``latest`` in the same transaction as the changes it stamps, so the clock survives
+/// restarts and stays monotonic when the wall clock jumps backwards by less than the lead bound.
 struct HybridLogicalClock: Sendable, Equatable {
-    /// The last timestamp issued or received.
+    /// The last timestamp issued or followed.
     private(set) var latest: HLCTimestamp
 
     init(latest: HLCTimestamp) { self.latest = latest }
 
-    /// Issues a timestamp for a local event, later than every earlier one.
-    mutating func tick(wallMillis: Int64) throws -> HLCTimestamp {
-        let wall = UInt64(max(0, wallMillis))
-        if wall > latest.millis {
-            latest = HLCTimestamp(millis: wall, counter: 0)
+    /// Issues a timestamp for a local event: after every earlier one, unless the clock had run more than the lead
+    /// bound ahead of the wall clock (its wall clock was wrong and has been corrected): then it restarts from
+    /// `wall + maxLead`. Never before the floor.
+    mutating func tick(wallMillis: Int64, bounds: ClockBounds) -> HLCTimestamp {
+        let wall = max(wallMillis, bounds.floorMillis)
+        let ceiling = HLCTimestamp.endOf(millis: wall &+ bounds.maxLeadMillis)
+        let base = min(latest, ceiling)
+        if UInt64(wall) > base.millis {
+            latest = HLCTimestamp(millis: UInt64(wall), counter: 0)
         } else {
-            latest = try Self.bump(latest)
+            latest = base.successor
         }
         return latest
     }
 
-    /// Takes a received timestamp into account so later local events order after it.
-    ///
-    /// - Throws: ``ReaderSyncError/clockSkew(_:)`` if `remote` leads the local wall clock by more than
-    ///   `maxLeadMillis`; the caller refuses the whole bundle then.
-    mutating func receive(_ remote: HLCTimestamp, wallMillis: Int64, maxLeadMillis: Int64) throws {
-        let wall = UInt64(max(0, wallMillis))
-        if remote.millis > wall, remote.millis - wall > UInt64(max(0, maxLeadMillis)) {
-            throw ReaderSyncError.clockSkew(
-                "a received change is stamped \(remote) which is \(remote.millis - wall) ms ahead of this replica's clock (bound \(maxLeadMillis) ms); fix the sender's clock")
-        }
-        if remote > latest { latest = remote }
+    /// Follows a timestamp issued elsewhere (a merged change, or a local write stamped after a field's winner)
+    /// so later local events order after it — but never past the lead bound.
+    mutating func follow(_ timestamp: HLCTimestamp, wallMillis: Int64, bounds: ClockBounds) {
+        let wall = max(wallMillis, bounds.floorMillis)
+        let bounded = min(timestamp, HLCTimestamp.endOf(millis: wall &+ bounds.maxLeadMillis))
+        if bounded > latest { latest = bounded }
     }
 
-    private static func bump(_ t: HLCTimestamp) throws -> HLCTimestamp {
-        if t.counter == UInt16.max {
-            // 65536 events in one millisecond: borrow the next millisecond.
-            return HLCTimestamp(millis: t.millis + 1, counter: 0)
-        }
-        return HLCTimestamp(millis: t.millis, counter: t.counter + 1)
+    /// Why a received timestamp is refused, or nil: before the floor, or more than `maxFutureMillis` ahead of
+    /// the wall clock. The message says by how much.
+    static func problem(with remote: HLCTimestamp, wallMillis: Int64, bounds: ClockBounds) -> (tooEarly: Bool, leadMillis: Int64)? {
+        let millis = Int64(remote.millis)
+        if millis < bounds.floorMillis { return (true, 0) }
+        if millis > wallMillis, millis - wallMillis > bounds.maxFutureMillis { return (false, millis - wallMillis) }
+        return nil
     }
+}
+
+/// A duration as "2 h 5 min", "3 days 2 h", "45 s", "250 ms".
+func describeDuration(millis: Int64) -> String {
+    let ms = abs(millis)
+    if ms < 1000 { return "\(ms) ms" }
+    let s = ms / 1000
+    if s < 60 { return "\(s) s" }
+    let m = s / 60
+    if m < 60 { return "\(m) min" + (s % 60 == 0 ? "" : " \(s % 60) s") }
+    let h = m / 60
+    if h < 48 { return "\(h) h" + (m % 60 == 0 ? "" : " \(m % 60) min") }
+    return "\(h / 24) days" + (h % 24 == 0 ? "" : " \(h % 24) h")
 }
 
 /// ISO 8601 formatting with milliseconds, UTC, for canonical output.

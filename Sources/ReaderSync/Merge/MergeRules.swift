@@ -1,8 +1,9 @@
 import Foundation
 
-/// A retained change-log entry of one target (one article, one comment, or one account's read state of an
-/// article), as the merge rules see it.
+/// A retained change of one target (one article, one comment, or one account's read state of an article), as
+/// the reference merge rules see it.
 struct MergeEntry: Sendable, Equatable {
+    /// An id unique among the entries given to one rule (the rules report superseded entries by it).
     var localSeq: Int64
     var origin: ReplicaID
     var originAccount: String
@@ -11,22 +12,26 @@ struct MergeEntry: Sendable, Equatable {
     var field: String
     var value: ChangeValue
 
-    /// The total order used to pick one winner among concurrent writes: hybrid timestamp, then origin
-    /// replica id, then the origin's sequence number. Identical on every replica.
+    /// Write order: hybrid timestamp, then origin replica id (bytes), then origin account (bytes), then the
+    /// origin's sequence number. A total order, identical on every replica.
     func precedes(_ other: MergeEntry) -> Bool {
         if hlc != other.hlc { return hlc < other.hlc }
         if origin != other.origin { return origin < other.origin }
+        if !originAccount.utf8.elementsEqual(other.originAccount.utf8) {
+            return originAccount.utf8.lexicographicallyPrecedes(other.originAccount.utf8)
+        }
         return seq < other.seq
     }
 }
 
-/// The merge rules, as pure functions of the retained entries of one target.
+/// The merge rules, as pure functions of the retained entries of one target: the reference implementation of
+/// `Schemas/merge-rules.md`.
 ///
 /// Each returns the materialized state and the entries it has superseded, which the change log may drop:
 /// an entry is superseded only when no set of further changes could ever make it matter again, so the state
 /// computed from the retained entries is always the state computed from all entries ever seen. That is what
-/// makes merging order-insensitive and idempotent: the state is a function of the set of changes, not of the
-/// order they arrived in. `Schemas/merge-rules.md` is the table these implement.
+/// makes merging order-insensitive and idempotent. The store merges incrementally (`MergeEngine`); the property
+/// tests check that it always agrees with these functions.
 enum MergeRules {
     // MARK: - Last writer wins
 
@@ -39,7 +44,7 @@ enum MergeRules {
 
     // MARK: - Article
 
-    /// The article's winning version: the greatest `(updatedAt, hlc, origin, seq)`; a publisher's correction
+    /// The article's winning version: the greatest `(updatedAt, write order)`; a publisher's correction
     /// (a newer `updatedAt`) beats any edit of an older version, whenever it arrives.
     static func article(_ entries: [MergeEntry]) -> (content: ArticleContent?, superseded: [Int64]) {
         var best: (entry: MergeEntry, content: ArticleContent)?
@@ -70,15 +75,26 @@ enum MergeRules {
         var isDeleted: Bool
     }
 
-    /// A comment: created once (the earliest creation wins; its origin's account is the author), its text
-    /// last-writer-wins among the author's writes, deleted once and forever. Writes by any account other than
-    /// the author are ignored everywhere. A deleted comment keeps no text.
-    static func comment(_ entries: [MergeEntry]) -> (state: CommentState?, superseded: [Int64]) {
-        let creations = entries.filter { $0.field == ChangeField.commentCreated }
-        var creation: (entry: MergeEntry, record: CommentCreation)?
+    /// A comment: created once, its text last-writer-wins among the author's writes, deleted once and forever.
+    ///
+    /// The author of a comment whose id is bound to an account (`alice:…`) is that account: a creation, edit or
+    /// deletion from any other account never counts and is superseded at once. For an id not bound to an account
+    /// (written by older versions), the earliest creation wins and its origin's account is the author; writes by
+    /// other accounts are kept (a forged earlier creation could still change the author) but never count.
+    /// A deleted comment keeps no text.
+    static func comment(_ entries: [MergeEntry], commentID: String) -> (state: CommentState?, superseded: [Int64]) {
+        let bound = Keys.boundAccount(ofCommentID: commentID)
         var dropped: [Int64] = []
-        for entry in creations {
-            guard let text = entry.value.stringValue, let record = try? CommentCreation.decode(text) else {
+        var live = entries
+        if let bound {
+            // Writes from any other account can never count.
+            dropped += entries.filter { !$0.originAccount.utf8.elementsEqual(bound.utf8) }.map(\.localSeq)
+            live = entries.filter { $0.originAccount.utf8.elementsEqual(bound.utf8) }
+        }
+        var creation: (entry: MergeEntry, record: CommentCreation)?
+        for entry in live where entry.field == ChangeField.commentCreated {
+            guard let text = entry.value.stringValue,
+                  let record = try? CommentCreation.decode(text, commentID: commentID) else {
                 dropped.append(entry.localSeq)
                 continue
             }
@@ -89,36 +105,40 @@ enum MergeRules {
                 creation = (entry, record)
             }
         }
-        guard let creation else {
-            // Edits that arrived before their comment: keep them all until it does.
+        let author: String
+        if let bound {
+            author = bound
+        } else if let creation {
+            author = creation.entry.originAccount
+        } else {
+            // An unbound id's edits that arrived before their comment: keep them all until it does.
             return (nil, dropped)
         }
-        let author = creation.entry.originAccount
-        // Writes by anyone but the author never count, on any replica. They are kept (not compacted): only a
-        // forged duplicate creation could make another account the author, and the earliest creation must
-        // then find that account's writes.
-        let byAuthor = entries.filter { $0.originAccount == author && $0.field != ChangeField.commentCreated }
-
+        let byAuthor = live.filter { $0.originAccount.utf8.elementsEqual(author.utf8) && $0.field != ChangeField.commentCreated }
         let deletions = byAuthor.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue == true }
         dropped += byAuthor.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue != true }.map(\.localSeq)
         let bodies = byAuthor.filter { $0.field == ChangeField.commentBody }
-        var state = CommentState(articleID: creation.record.article, parentID: creation.record.parent,
-                                 author: author, body: "", createdHLC: creation.entry.hlc,
-                                 editedHLC: nil, isDeleted: false)
+        var body = ""
+        var bodyHLC: HLCTimestamp?
+        var isDeleted = false
         if !deletions.isEmpty {
             // Deleted wins over any edit, in any order; the earliest deletion is kept, the text is erased.
             let first = deletions.min { $0.precedes($1) }
-            state.isDeleted = true
+            isDeleted = true
             dropped += deletions.filter { $0.localSeq != first?.localSeq }.map(\.localSeq)
             dropped += bodies.map(\.localSeq)
         } else {
             let (winner, superseded) = lastWriterWins(bodies.filter { $0.value.stringValue != nil })
             dropped += superseded + bodies.filter { $0.value.stringValue == nil }.map(\.localSeq)
             if let winner {
-                state.body = winner.value.stringValue ?? ""
-                if creation.entry.hlc < winner.hlc { state.editedHLC = winner.hlc }
+                body = winner.value.stringValue ?? ""
+                bodyHLC = winner.hlc
             }
         }
+        guard let creation else { return (nil, dropped) }
+        var state = CommentState(articleID: creation.record.article, parentID: creation.record.parent, author: author,
+                                 body: body, createdHLC: creation.entry.hlc, editedHLC: nil, isDeleted: isDeleted)
+        if let bodyHLC, creation.entry.hlc < bodyHLC { state.editedHLC = bodyHLC }
         return (state, dropped)
     }
 
@@ -168,65 +188,7 @@ enum MergeRules {
     }
 }
 
-/// An article's content as one change carries it: every field but the id, as canonical JSON.
-struct ArticleContent: Codable, Equatable, Sendable {
-    var source: String
-    var url: String?
-    var title: String
-    var byline: String?
-    var body: String
-    var topics: [String]
-    var related: [String]
-    var publishedAtMillis: Int64?
-    var updatedAtMillis: Int64?
-
-    enum CodingKeys: String, CodingKey {
-        case source, url, title, byline, body, topics, related
-        case publishedAtMillis = "publishedAt"
-        case updatedAtMillis = "updatedAt"
-    }
-
-    init(_ article: Article) {
-        source = article.source
-        url = article.url
-        title = article.title
-        byline = article.byline
-        body = article.body
-        topics = article.topics
-        related = article.related
-        publishedAtMillis = article.publishedAt.map(ISO8601.millis(from:))
-        updatedAtMillis = article.updatedAt.map(ISO8601.millis(from:))
-    }
-
-    func article(id: String) -> Article {
-        Article(id: id, source: source, url: url, title: title, byline: byline, body: body,
-                topics: topics, related: related,
-                publishedAt: publishedAtMillis.map(ISO8601.date(fromMillis:)),
-                updatedAt: updatedAtMillis.map(ISO8601.date(fromMillis:)))
-    }
-
-    func encoded() throws -> String {
-        try CanonicalJSON.string(self)
-    }
-
-    static func decode(_ text: String) throws -> ArticleContent {
-        try JSONDecoder().decode(ArticleContent.self, from: Data(text.utf8))
-    }
-}
-
-/// A comment's creation record: where it hangs. Its author is the account of the replica that wrote it.
-struct CommentCreation: Codable, Equatable, Sendable {
-    var article: String
-    var parent: String?
-
-    func encoded() throws -> String { try CanonicalJSON.string(self) }
-
-    static func decode(_ text: String) throws -> CommentCreation {
-        try JSONDecoder().decode(CommentCreation.self, from: Data(text.utf8))
-    }
-}
-
-/// Canonical JSON: sorted keys, no escaped slashes, no insignificant white space.
+/// Canonical JSON for printed documents (dumps, knowledge files): sorted keys, no escaped slashes.
 enum CanonicalJSON {
     static func encoder(pretty: Bool = false) -> JSONEncoder {
         let encoder = JSONEncoder()

@@ -70,38 +70,95 @@ extension Replica {
     /// - Parameter account: only this account's read states; nil for every read state held (a device
     ///   holds only its own account's).
     public func canonicalDump(account: String? = nil) throws -> Data {
-        let dump = try read("dump replica") { db -> CanonicalDump in
-            let articles = try Row.fetchAll(db, sql: "SELECT id, content FROM article ORDER BY id").map { row in
-                let a = try Article(row: row)
-                return CanonicalDump.DumpArticle(
-                    id: a.id, source: a.source, title: a.title, body: a.body, url: a.url, byline: a.byline,
-                    publishedAt: a.publishedAt.map(ISO8601.string(from:)),
-                    updatedAt: a.updatedAt.map(ISO8601.string(from:)), topics: a.topics, related: a.related)
-            }
-            let comments = try Row.fetchAll(db, sql: "SELECT * FROM comment ORDER BY id").map { row in
-                let c = Comment(row: row)
-                return CanonicalDump.DumpComment(
-                    id: c.id, article: c.articleID, author: c.author, body: c.body,
-                    createdAt: ISO8601.string(from: c.createdAt), parent: c.parentID,
-                    editedAt: c.editedAt.map(ISO8601.string(from:)), deleted: c.isDeleted)
-            }
-            let readStates = try Row.fetchAll(db, sql: """
-                SELECT * FROM read_state
-                WHERE (read_at IS NOT NULL OR progress != 0 OR saved_at IS NOT NULL)
-                  AND (:account IS NULL OR account = :account)
-                ORDER BY account, article_id
-                """, arguments: ["account": account]).map { row in
-                let readAt: Int64? = row["read_at"]
-                let savedAt: Int64? = row["saved_at"]
-                return CanonicalDump.DumpReadState(
-                    account: row["account"], article: row["article_id"], read: readAt != nil,
-                    readAt: readAt.map { ISO8601.string(fromMillis: $0) }, progress: row["progress"],
-                    saved: savedAt != nil, savedAt: savedAt.map { ISO8601.string(fromMillis: $0) })
-            }
-            return CanonicalDump(articles: articles, comments: comments, readStates: readStates)
-        }
-        var data = try CanonicalJSON.encoder(pretty: true).encode(dump)
-        data.append(0x0A)
+        var data = Data()
+        try writeCanonicalDump(account: account) { data.append($0) }
         return data
+    }
+
+    /// Writes the canonical dump (see ``canonicalDump(account:)``) piece by piece to `sink`, reading rows as it
+    /// goes: memory stays flat whatever the replica's size.
+    public func writeCanonicalDump(account: String? = nil, to output: (Data) throws -> Void) throws {
+        try withoutActuallyEscaping(output) { sink in try writeDump(account: account, sink: sink) }
+    }
+
+    private func writeDump(account: String?, sink: @escaping (Data) throws -> Void) throws {
+        let encoder = CanonicalJSON.encoder(pretty: true)
+        var buffer = Data()
+        func flush(force: Bool = false) throws {
+            if force || buffer.count >= 1 << 16 {
+                try sink(buffer)
+                buffer.removeAll(keepingCapacity: true)
+            }
+        }
+        func emit(_ text: String) { buffer.append(contentsOf: text.utf8) }
+        /// One element of a top-level array: its pretty JSON indented by two levels.
+        func element(_ value: some Encodable, first: Bool) throws {
+            if !first { emit(",\n") }
+            let json = try encoder.encode(value)
+            var lineStart = true
+            for byte in json {
+                if lineStart && byte != 0x0A { buffer.append(contentsOf: [0x20, 0x20, 0x20, 0x20]) }
+                buffer.append(byte)
+                lineStart = byte == 0x0A
+            }
+            try flush()
+        }
+        func array(_ name: String, _ body: (_ element: (any Encodable) throws -> Void) throws -> Void) throws {
+            emit("  \"\(name)\" : [\n")
+            var first = true
+            try body { value in
+                try element(value, first: first)
+                first = false
+            }
+            emit("\n  ]")
+        }
+        try read("dump replica") { db in
+            emit("{\n")
+            try array("articles") { add in
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT \(Article.columns) FROM article a WHERE a.content_hlc IS NOT NULL ORDER BY a.key
+                    """)
+                while let row = try rows.next() {
+                    let a = try Article(row: row)
+                    try add(CanonicalDump.DumpArticle(
+                        id: a.id, source: a.source, title: a.title, body: a.body, url: a.url, byline: a.byline,
+                        publishedAt: a.publishedAt.map(ISO8601.string(from:)),
+                        updatedAt: a.updatedAt.map(ISO8601.string(from:)), topics: a.topics, related: a.related))
+                }
+            }
+            emit(",\n")
+            try array("comments") { add in
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT \(Comment.columns) FROM comment c \(Comment.joins) WHERE c.created_hlc IS NOT NULL ORDER BY c.key
+                    """)
+                while let row = try rows.next() {
+                    let c = Comment(row: row)
+                    try add(CanonicalDump.DumpComment(
+                        id: c.id, article: c.articleID, author: c.author, body: c.body,
+                        createdAt: ISO8601.string(from: c.createdAt), parent: c.parentID,
+                        editedAt: c.editedAt.map(ISO8601.string(from:)), deleted: c.isDeleted))
+                }
+            }
+            emit(",\n  \"format\" : \"readersync-dump/1\",\n")
+            try array("readStates") { add in
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT ac.name, a.key, r.read_at, r.progress, r.saved_at FROM read_state r
+                    JOIN account ac ON ac.id = r.account_id JOIN article a ON a.id = r.article_id
+                    WHERE (r.read_at IS NOT NULL OR r.progress != 0 OR r.saved_at IS NOT NULL)
+                      AND (:account IS NULL OR ac.name = :account)
+                    ORDER BY ac.name, a.key
+                    """, arguments: ["account": account])
+                while let row = try rows.next() {
+                    let readAt: Int64? = row[2]
+                    let savedAt: Int64? = row[4]
+                    try add(CanonicalDump.DumpReadState(
+                        account: row[0], article: row[1], read: readAt != nil,
+                        readAt: readAt.map { ISO8601.string(fromMillis: $0) }, progress: row[3],
+                        saved: savedAt != nil, savedAt: savedAt.map { ISO8601.string(fromMillis: $0) }))
+                }
+            }
+            emit("\n}\n")
+            try flush(force: true)
+        }
     }
 }

@@ -9,6 +9,9 @@ public struct UpsertSummary: Sendable, Equatable {
     public var updated: Int
     /// Articles that were already held exactly as given (nothing recorded).
     public var unchanged: Int
+    /// Articles given in an older version than the one held (an earlier `updatedAt`): the held version stays and
+    /// nothing is recorded.
+    public var keptNewer: Int = 0
 }
 
 extension Replica {
@@ -19,8 +22,8 @@ extension Replica {
     public func markRead(_ articleID: String) throws {
         try mutate("mark \(articleID) read") { db in
             try requireArticle(db, articleID)
-            let now = options.wallClock.nowMillis()
-            return [FieldWrite(entity: .readState, key: articleID, field: ChangeField.read, value: .int(now))]
+            let now = max(0, options.wallClock.nowMillis())
+            return [FieldWrite(entity: .readState, key: articleID, field: .read, value: .int(now))]
         }
     }
 
@@ -30,8 +33,8 @@ extension Replica {
         try mutate("mark \(articleID) unread") { db in
             try requireArticle(db, articleID)
             return [
-                FieldWrite(entity: .readState, key: articleID, field: ChangeField.read, value: .null),
-                FieldWrite(entity: .readState, key: articleID, field: ChangeField.progress, value: .null),
+                FieldWrite(entity: .readState, key: articleID, field: .read, value: .null),
+                FieldWrite(entity: .readState, key: articleID, field: .progress, value: .null),
             ]
         }
     }
@@ -44,7 +47,7 @@ extension Replica {
         }
         try mutate("set progress of \(articleID)") { db in
             try requireArticle(db, articleID)
-            return [FieldWrite(entity: .readState, key: articleID, field: ChangeField.progress, value: .double(fraction))]
+            return [FieldWrite(entity: .readState, key: articleID, field: .progress, value: .double(fraction))]
         }
     }
 
@@ -53,8 +56,8 @@ extension Replica {
     public func save(_ articleID: String) throws {
         try mutate("save \(articleID)") { db in
             try requireArticle(db, articleID)
-            return [FieldWrite(entity: .readState, key: articleID, field: ChangeField.saved,
-                               value: .int(options.wallClock.nowMillis()))]
+            return [FieldWrite(entity: .readState, key: articleID, field: .saved,
+                               value: .int(max(0, options.wallClock.nowMillis())))]
         }
     }
 
@@ -63,14 +66,14 @@ extension Replica {
     public func unsave(_ articleID: String) throws {
         try mutate("unsave \(articleID)") { db in
             try requireArticle(db, articleID)
-            return [FieldWrite(entity: .readState, key: articleID, field: ChangeField.saved, value: .null)]
+            return [FieldWrite(entity: .readState, key: articleID, field: .saved, value: .null)]
         }
     }
 
     // MARK: - Comments
 
-    /// The longest comment accepted, in characters.
-    public static let maxCommentLength = 10_000
+    /// The longest comment accepted, in characters (Unicode scalars).
+    public static let maxCommentLength = ChangeRules.maxCommentScalars
 
     /// Adds a comment to an article, or a reply to one of its comments, as this replica's account.
     /// - Returns: the new comment.
@@ -78,12 +81,16 @@ extension Replica {
     @discardableResult
     public func addComment(to articleID: String, body: String, replyTo parentID: String? = nil) throws -> Comment {
         let text = try Self.validCommentBody(body)
-        let id = options.makeID()
+        // Ids are bound to this replica's account, so no other account can ever claim them.
+        let id = "\(account):\(options.makeID())"
+        if let problem = Keys.problem(withID: id) {
+            throw ReaderSyncError.invalidInput("the new comment id '\(Keys.printable(id))' \(problem)")
+        }
         try mutate("add comment to \(articleID)") { db in
             try requireArticle(db, articleID)
             if let parentID {
                 let parent = try requireComment(db, parentID)
-                guard parent.articleID == articleID else {
+                guard parent.articleID.utf8.elementsEqual(articleID.utf8) else {
                     throw ReaderSyncError.invalidInput("comment \(parentID) belongs to article \(parent.articleID), not \(articleID)")
                 }
                 guard !parent.isDeleted else {
@@ -93,10 +100,10 @@ extension Replica {
             guard try Comment.exists(db, id: id) == false else {
                 throw ReaderSyncError.invalidInput("comment id \(id) is already taken")
             }
-            let created = try CommentCreation(article: articleID, parent: parentID).encoded()
+            let created = CommentCreation(article: articleID, parent: parentID).encoded()
             return [
-                FieldWrite(entity: .comment, key: id, field: ChangeField.commentCreated, value: .string(created)),
-                FieldWrite(entity: .comment, key: id, field: ChangeField.commentBody, value: .string(text)),
+                FieldWrite(entity: .comment, key: id, field: .created, value: .string(created)),
+                FieldWrite(entity: .comment, key: id, field: .body, value: .string(text)),
             ]
         }
         return try read("read comment") { db in try requireComment(db, id) }
@@ -111,7 +118,7 @@ extension Replica {
             guard !comment.isDeleted else {
                 throw ReaderSyncError.invalidInput("comment \(commentID) was deleted; it cannot be edited")
             }
-            return [FieldWrite(entity: .comment, key: commentID, field: ChangeField.commentBody, value: .string(text))]
+            return [FieldWrite(entity: .comment, key: commentID, field: .body, value: .string(text))]
         }
     }
 
@@ -121,15 +128,14 @@ extension Replica {
         try mutate("delete comment \(commentID)") { db in
             let comment = try requireOwnComment(db, commentID)
             if comment.isDeleted { return [] }
-            return [FieldWrite(entity: .comment, key: commentID, field: ChangeField.commentDeleted, value: .bool(true))]
+            return [FieldWrite(entity: .comment, key: commentID, field: .deleted, value: .bool(true))]
         }
     }
 
     static func validCommentBody(_ body: String) throws -> String {
         let text = body.trimmingCharacters(in: .whitespacesAndNewlines)
-        guard !text.isEmpty else { throw ReaderSyncError.invalidInput("a comment cannot be empty") }
-        guard text.count <= maxCommentLength else {
-            throw ReaderSyncError.invalidInput("a comment may have at most \(maxCommentLength) characters, this one has \(text.count)")
+        if let problem = ChangeRules.commentTextProblem(text) {
+            throw ReaderSyncError.invalidInput("a comment \(problem == "is empty" ? "cannot be empty" : problem)")
         }
         return text
     }
@@ -142,38 +148,59 @@ extension Replica {
     /// - Throws: ``ReaderSyncError/invalidInput(_:)`` naming the first invalid article; nothing is written then.
     @discardableResult
     public func upsertArticles(_ articles: [Article]) throws -> UpsertSummary {
-        var seen = Set<String>()
+        var seen = Set<ByteString>()
+        var contents: [(id: String, content: ArticleContent)] = []
+        contents.reserveCapacity(articles.count)
         for (index, article) in articles.enumerated() {
-            try Self.validate(article, at: "article \(index + 1) (\(article.id))")
-            guard seen.insert(article.id).inserted else {
-                throw ReaderSyncError.invalidInput("article \(index + 1): id \(article.id) appears twice")
+            try Self.validate(article, at: "article \(index + 1) (\(Keys.printable(article.id)))")
+            guard seen.insert(ByteString(article.id)).inserted else {
+                throw ReaderSyncError.invalidInput("article \(index + 1): id \(Keys.printable(article.id)) appears twice")
             }
+            contents.append((article.id, ArticleContent(article)))
         }
         var summary = UpsertSummary(inserted: 0, updated: 0, unchanged: 0)
         try mutate("upsert articles") { db in
-            var writes: [FieldWrite] = []
-            for article in articles {
-                let content = try ArticleContent(article).encoded()
-                let current = try String.fetchOne(db, sql: "SELECT content FROM article WHERE id = ?", arguments: [article.id])
-                if current == content { summary.unchanged += 1; continue }
-                if current == nil { summary.inserted += 1 } else { summary.updated += 1 }
-                writes.append(FieldWrite(entity: .article, key: article.id, field: ChangeField.articleContent,
-                                         value: .string(content)))
-            }
-            return writes
+            summary = UpsertSummary(inserted: 0, updated: 0, unchanged: 0)
+            return try articleWrites(db, contents, summary: &summary)
         }
         return summary
     }
 
-    static func validate(_ article: Article, at place: String) throws {
-        func require(_ ok: Bool, _ message: String) throws {
-            if !ok { throw ReaderSyncError.invalidInput("\(place): \(message)") }
+    /// The writes that bring `contents` into the store, counting what each does; an article held exactly as
+    /// given, or held in a newer version, records nothing.
+    func articleWrites(_ db: Database, _ contents: [(id: String, content: ArticleContent)],
+                       summary: inout UpsertSummary) throws -> [FieldWrite] {
+        var writes: [FieldWrite] = []
+        let lookup = try db.cachedStatement(sql: """
+            SELECT source, url, title, byline, body, topics, related, published_at, updated_at
+            FROM article WHERE key = ? AND content_hlc IS NOT NULL
+            """)
+        for (id, content) in contents {
+            if let row = try Row.fetchOne(lookup, arguments: [id]) {
+                let held = try StoreTransaction.content(row, offset: 0)
+                if held == content { summary.unchanged += 1; continue }
+                if (content.updatedAtMillis ?? Int64.min) < (held.updatedAtMillis ?? Int64.min) {
+                    summary.keptNewer += 1
+                    continue
+                }
+                summary.updated += 1
+            } else {
+                summary.inserted += 1
+            }
+            writes.append(FieldWrite(entity: .article, key: id, field: .content, value: .string(content.encoded())))
         }
-        try require(!article.id.trimmingCharacters(in: .whitespaces).isEmpty, "id is empty")
-        try require(article.id.count <= 512, "id is longer than 512 characters")
-        try require(!article.title.trimmingCharacters(in: .whitespaces).isEmpty, "title is empty")
-        try require(!article.source.trimmingCharacters(in: .whitespaces).isEmpty, "source is empty")
-        try require(article.body.utf8.count <= 4 << 20, "body is larger than 4 MiB")
+        return writes
+    }
+
+    /// Checks an article against the rules for ids and content (`Schemas/merge-rules.md`, "Values"), on the
+    /// size it will have in a bundle.
+    static func validate(_ article: Article, at place: String) throws {
+        if let problem = Keys.problem(withID: article.id) {
+            throw ReaderSyncError.invalidInput("\(place): id \(problem)")
+        }
+        if let problem = ArticleContent(article).problem() {
+            throw ReaderSyncError.invalidInput("\(place): \(problem)")
+        }
     }
 
     // MARK: - Plumbing
@@ -186,46 +213,23 @@ extension Replica {
     }
 
     func requireArticle(_ db: Database, _ id: String) throws {
-        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM article WHERE id = ?", arguments: [id]) == true else {
-            throw ReaderSyncError.notFound("no article with id '\(id)'")
+        guard try Bool.fetchOne(db, sql: "SELECT 1 FROM article WHERE key = ? AND content_hlc IS NOT NULL", arguments: [id]) == true else {
+            throw ReaderSyncError.notFound("no article with id '\(Keys.printable(id))'")
         }
     }
 
     func requireComment(_ db: Database, _ id: String) throws -> Comment {
         guard let comment = try Comment.fetch(db, id: id) else {
-            throw ReaderSyncError.notFound("no comment with id '\(id)'")
+            throw ReaderSyncError.notFound("no comment with id '\(Keys.printable(id))'")
         }
         return comment
     }
 
     private func requireOwnComment(_ db: Database, _ id: String) throws -> Comment {
         let comment = try requireComment(db, id)
-        guard comment.author == account else {
+        guard comment.author.utf8.elementsEqual(account.utf8) else {
             throw ReaderSyncError.forbidden("comment \(id) was written by \(comment.author); only its author can change it")
         }
         return comment
-    }
-}
-
-extension ReplicaEvent {
-    init(changes: [Change], origin: Origin) {
-        self.origin = origin
-        articleIDs = []
-        commentIDs = []
-        readStateArticleIDs = []
-        for change in changes { record(change) }
-    }
-
-    mutating func record(_ change: Change) {
-        if isTruncated { return }
-        if articleIDs.count + commentIDs.count + readStateArticleIDs.count >= Self.maxListedIDs {
-            isTruncated = true
-            return
-        }
-        switch change.entity {
-        case .article: articleIDs.insert(change.key)
-        case .comment: commentIDs.insert(change.key)
-        case .readState: readStateArticleIDs.insert(change.key)
-        }
     }
 }

@@ -2,39 +2,54 @@ import Foundation
 import GRDB
 
 extension Comment {
+    /// The columns a comment query selects, in order: key, article key, parent key, author, body, created_hlc,
+    /// body_hlc, deleted_hlc.
+    static let columns = """
+        c.key, a.key, c.parent_key, ac.name, c.body, c.created_hlc, c.body_hlc, c.deleted_hlc
+        """
+    static let joins = "JOIN article a ON a.id = c.article_id LEFT JOIN account ac ON ac.id = c.author_id"
+
     init(row: Row) {
-        self.init(id: row["id"], articleID: row["article_id"], parentID: row["parent_id"], author: row["author"],
-                  body: row["body"], createdAt: ISO8601.date(fromMillis: row["created_at"]),
-                  editedAt: (row["edited_at"] as Int64?).map(ISO8601.date(fromMillis:)),
-                  isDeleted: row["deleted"])
+        let created = HLCTimestamp(rawValue: UInt64(bitPattern: row[5]))
+        let deleted = (row[7] as Int64?) != nil
+        let edited = (row[6] as Int64?).map { HLCTimestamp(rawValue: UInt64(bitPattern: $0)) }
+        self.init(id: row[0], articleID: row[1], parentID: row[2], author: row[3] ?? "", body: deleted ? "" : row[4],
+                  createdAt: created.date,
+                  editedAt: deleted ? nil : edited.flatMap { $0 > created ? $0.date : nil },
+                  isDeleted: deleted)
     }
 
     static func fetch(_ db: Database, id: String) throws -> Comment? {
-        try Row.fetchOne(db, sql: "SELECT * FROM comment WHERE id = ?", arguments: [id]).map(Comment.init(row:))
+        try Row.fetchOne(try db.cachedStatement(sql: """
+            SELECT \(columns) FROM comment c \(joins) WHERE c.key = ? AND c.created_hlc IS NOT NULL
+            """), arguments: [id]).map(Comment.init(row:))
     }
 
     static func exists(_ db: Database, id: String) throws -> Bool {
-        try Bool.fetchOne(db, sql: "SELECT 1 FROM comment WHERE id = ?", arguments: [id]) ?? false
+        try Bool.fetchOne(db, sql: "SELECT 1 FROM comment WHERE key = ?", arguments: [id]) ?? false
     }
 }
 
 extension Article {
+    /// The columns an article query selects, in order: key, then the nine content columns.
+    static let columns = "a.key, a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at"
+
     init(row: Row) throws {
-        let content = try ArticleContent.decode(row["content"])
-        self = content.article(id: row["id"])
+        self = try StoreTransaction.content(row, offset: 1).article(id: row[0])
     }
 }
 
 extension ReadState {
-    init(row: Row?, account: String, articleID: String) {
-        guard let row, let progress = row["progress"] as Double? else {
+    /// From `read_at, progress, saved_at` at `offset` (all null: the initial state).
+    init(row: Row, offset o: Int, account: String, articleID: String) {
+        guard let progress = row[o + 1] as Double? else {
             self = .initial(account: account, articleID: articleID)
             return
         }
         self.init(account: account, articleID: articleID,
-                  readAt: (row["read_at"] as Int64?).map(ISO8601.date(fromMillis:)),
+                  readAt: (row[o] as Int64?).map(ISO8601.date(fromMillis:)),
                   progress: progress,
-                  savedAt: (row["saved_at"] as Int64?).map(ISO8601.date(fromMillis:)))
+                  savedAt: (row[o + 2] as Int64?).map(ISO8601.date(fromMillis:)))
     }
 }
 
@@ -45,26 +60,29 @@ extension Replica {
     /// state, filtered by `query`.
     public func feed(_ query: FeedQuery = FeedQuery()) throws -> [FeedItem] {
         try read("read feed") { db in
+            let accountRow = try StoreTransaction(db).accountRow(account, create: false) ?? -1
             let rows = try Row.fetchAll(db, sql: """
-                SELECT a.id, a.content, r.read_at, r.progress, r.saved_at,
-                       (SELECT COUNT(*) FROM comment c WHERE c.article_id = a.id AND c.deleted = 0) AS comment_count
+                SELECT \(Article.columns), r.read_at, r.progress, r.saved_at,
+                       (SELECT COUNT(*) FROM comment c WHERE c.article_id = a.id AND c.created_hlc IS NOT NULL
+                        AND c.deleted_hlc IS NULL) AS comment_count
                 FROM article a
-                LEFT JOIN read_state r ON r.article_id = a.id AND r.account = :account
-                WHERE (:unread = 0 OR r.read_at IS NULL)
+                LEFT JOIN read_state r ON r.article_id = a.id AND r.account_id = :account
+                WHERE a.content_hlc IS NOT NULL
+                  AND (:unread = 0 OR r.read_at IS NULL)
                   AND (:saved = 0 OR r.saved_at IS NOT NULL)
                   AND (:source IS NULL OR a.source = :source)
                   AND (:topic IS NULL OR EXISTS (SELECT 1 FROM json_each(a.topics) WHERE json_each.value = :topic))
-                ORDER BY a.sort_key DESC, a.id
+                ORDER BY a.sort_key DESC, a.key
                 LIMIT :limit
                 """, arguments: [
-                    "account": account, "unread": query.unreadOnly, "saved": query.savedOnly,
+                    "account": accountRow, "unread": query.unreadOnly, "saved": query.savedOnly,
                     "source": query.source, "topic": query.topic, "limit": query.limit ?? -1,
                 ])
             return try rows.map { row in
                 let article = try Article(row: row)
                 return FeedItem(article: article,
-                                readState: ReadState(row: row, account: account, articleID: article.id),
-                                commentCount: row["comment_count"])
+                                readState: ReadState(row: row, offset: 10, account: account, articleID: article.id),
+                                commentCount: row[13])
             }
         }
     }
@@ -73,8 +91,10 @@ extension Replica {
     /// - Throws: ``ReaderSyncError/notFound(_:)`` for an unknown id.
     public func article(_ id: String) throws -> ArticleDetail {
         try read("read article \(id)") { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT id, content FROM article WHERE id = ?", arguments: [id]) else {
-                throw ReaderSyncError.notFound("no article with id '\(id)'")
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT \(Article.columns) FROM article a WHERE a.key = ? AND a.content_hlc IS NOT NULL
+                """, arguments: [id]) else {
+                throw ReaderSyncError.notFound("no article with id '\(Keys.printable(id))'")
             }
             return ArticleDetail(article: try Article(row: row),
                                  readState: try readState(db, articleID: id),
@@ -102,31 +122,35 @@ extension Replica {
     }
 
     private func readState(_ db: Database, articleID: String) throws -> ReadState {
-        let row = try Row.fetchOne(db, sql: "SELECT * FROM read_state WHERE account = ? AND article_id = ?",
-                                   arguments: [account, articleID])
-        return ReadState(row: row, account: account, articleID: articleID)
+        let row = try Row.fetchOne(db, sql: """
+            SELECT r.read_at, r.progress, r.saved_at FROM read_state r
+            JOIN article a ON a.id = r.article_id JOIN account ac ON ac.id = r.account_id
+            WHERE a.key = ? AND ac.name = ?
+            """, arguments: [articleID, account])
+        guard let row else { return .initial(account: account, articleID: articleID) }
+        return ReadState(row: row, offset: 0, account: account, articleID: articleID)
     }
 
     private func commentThreads(_ db: Database, articleID: String) throws -> [CommentThread] {
         let comments = try Row.fetchAll(db, sql: """
-            SELECT * FROM comment WHERE article_id = ? ORDER BY created_hlc, id
+            SELECT \(Comment.columns) FROM comment c \(Comment.joins)
+            WHERE a.key = ? AND c.created_hlc IS NOT NULL ORDER BY c.created_hlc, c.key
             """, arguments: [articleID]).map(Comment.init(row:))
-        let ids = Set(comments.map(\.id))
-        var children: [String: [Comment]] = [:]
+        // A reply hangs under its parent when the parent is held, belongs to the same article and was created
+        // before it (in thread order); otherwise it shows at the top level (merge-rules.md, "Comment threads").
+        var position: [ByteString: Int] = [:]
+        for (i, comment) in comments.enumerated() { position[ByteString(comment.id)] = i }
+        var children: [ByteString: [Comment]] = [:]
         var roots: [Comment] = []
-        for comment in comments {
-            // A reply whose parent is not held (yet) shows at the top level rather than disappearing.
-            if let parent = comment.parentID, ids.contains(parent), parent != comment.id {
+        for (i, comment) in comments.enumerated() {
+            if let parent = comment.parentID.map(ByteString.init), let p = position[parent], p < i {
                 children[parent, default: []].append(comment)
             } else {
                 roots.append(comment)
             }
         }
-        var visited = Set<String>()
         func build(_ comment: Comment) -> CommentThread {
-            visited.insert(comment.id)
-            let replies = (children[comment.id] ?? []).filter { !visited.contains($0.id) }.map(build)
-            return CommentThread(comment: comment, replies: replies)
+            CommentThread(comment: comment, replies: (children[ByteString(comment.id)] ?? []).map(build))
         }
         return roots.map(build)
     }
@@ -136,26 +160,29 @@ extension Replica {
     /// A summary of the replica: identity, counts, clock and change-log size.
     public func status() throws -> ReplicaStatus {
         try read("read status") { db in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM replica") else {
-                throw ReaderSyncError.storage("replica row is missing")
-            }
+            let tx = StoreTransaction(db)
+            let me = try tx.replicaRow()
             func count(_ sql: String) throws -> Int { try Int.fetchOne(db, sql: sql) ?? 0 }
             let pageSize = try Int.fetchOne(db, sql: "PRAGMA page_size") ?? 0
             let pages = try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0
+            let previous = try Row.fetchAll(db, sql: """
+                SELECT o.replica_id FROM identity_history h JOIN origin o ON o.id = h.origin_id ORDER BY h.id
+                """).compactMap { ReplicaID(bytes: $0[0] as Data) }
             return ReplicaStatus(
-                replicaID: replicaID, account: account, role: role, path: path,
+                replicaID: me.origin.replica, account: account, role: role, path: path,
                 schemaVersion: StoreSchema.currentVersion,
-                articles: try count("SELECT COUNT(*) FROM article"),
-                comments: try count("SELECT COUNT(*) FROM comment WHERE deleted = 0"),
+                articles: try count("SELECT COUNT(*) FROM article WHERE content_hlc IS NOT NULL"),
+                comments: try count("SELECT COUNT(*) FROM comment WHERE created_hlc IS NOT NULL AND deleted_hlc IS NULL"),
                 readStates: try count("SELECT COUNT(*) FROM read_state"),
-                clock: HLCTimestamp(rawValue: UInt64(bitPattern: row["clock"])),
-                lastSequence: UInt64(bitPattern: row["last_seq"]),
+                clock: me.clock,
+                lastSequence: me.lastSeq,
                 logEntries: try count("SELECT COUNT(*) FROM change_log"),
                 logBytes: try Int.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(LENGTH(key) + LENGTH(field) + COALESCE(LENGTH(value), 0) + 24), 0) FROM change_log
+                    SELECT COALESCE(SUM(COALESCE(LENGTH(value), 0) + 24), 0) FROM change_log
                     """) ?? 0,
                 knownReplicas: try count("SELECT COUNT(*) FROM origin"),
-                databaseBytes: pageSize * pages)
+                databaseBytes: pageSize * pages,
+                previousIdentities: previous)
         }
     }
 
@@ -164,21 +191,9 @@ extension Replica {
         try read("read knowledge") { db in try knowledge(db) }
     }
 
-    /// The knowledge held, or with `account` only what replicas of that account may receive: every shared
-    /// entry, and private (read state) entries of that account's own replicas only.
+    /// The knowledge held, or with `account` only what replicas of that account may receive.
     func knowledge(_ db: Database, visibleTo account: String? = nil) throws -> Knowledge {
-        var entries: [Knowledge.Key: UInt64] = [:]
-        for row in try Row.fetchAll(db, sql: """
-            SELECT o.replica_id, k.scope, k.seq FROM knowledge k JOIN origin o ON o.id = k.origin_id
-            WHERE :account IS NULL OR k.scope = 0 OR o.account = :account
-            """, arguments: ["account": account]) {
-            guard let origin = ReplicaID(string: row["replica_id"]),
-                  let scope = ChangeScope(rawValue: UInt8(clamping: row["scope"] as Int)) else {
-                throw ReaderSyncError.storage("knowledge table is corrupt")
-            }
-            entries[Knowledge.Key(origin: origin, scope: scope)] = UInt64(bitPattern: row["seq"])
-        }
-        return Knowledge(entries: entries)
+        try StoreTransaction(db).knowledge(visibleTo: account)
     }
 }
 
@@ -212,4 +227,7 @@ public struct ReplicaStatus: Sendable, Equatable, Codable {
     public var knownReplicas: Int
     /// Size of the database file in bytes.
     public var databaseBytes: Int
+    /// Identities this replica left behind, oldest first: each time it found it had been restored from a backup
+    /// or copied, it continued under a new replica id.
+    public var previousIdentities: [ReplicaID] = []
 }

@@ -14,21 +14,22 @@ public enum ReplicaRole: String, Sendable, Codable {
 public struct ReplicaOptions: Sendable {
     /// Where wall-clock time comes from; the hybrid logical clock builds on it.
     public var wallClock: any WallClock
-    /// How far (ms) a received change's timestamp may lead this replica's wall clock before the bundle is
-    /// refused. Default 10 minutes.
-    public var maxClockLeadMillis: Int64
-    /// Makes ids for new comments. Default: a random lowercase UUID.
+    /// The clock rules' bounds: the floor, how far the clock follows received changes ahead of the wall clock,
+    /// and how far ahead a received change may be stamped (`Schemas/merge-rules.md`, "Clocks").
+    public var clockBounds: ClockBounds
+    /// Makes the unique part of ids for new comments (the replica's account and `:` go before it).
+    /// Default: a random lowercase UUID.
     public var makeID: @Sendable () -> String
     /// How long (seconds) to wait for another process holding the write lock. Default 10.
     public var busyTimeout: TimeInterval
 
     /// Creates options; every parameter has a production default.
     public init(wallClock: any WallClock = SystemWallClock(),
-                maxClockLeadMillis: Int64 = 10 * 60 * 1000,
+                clockBounds: ClockBounds = ClockBounds(),
                 makeID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() },
                 busyTimeout: TimeInterval = 10) {
         self.wallClock = wallClock
-        self.maxClockLeadMillis = maxClockLeadMillis
+        self.clockBounds = clockBounds
         self.makeID = makeID
         self.busyTimeout = busyTimeout
     }
@@ -47,14 +48,17 @@ public struct ReplicaOptions: Sendable {
 /// let feed = try replica.feed(FeedQuery(unreadOnly: true))
 /// ```
 public final class Replica: Sendable {
-    /// This replica's id.
-    public let replicaID: ReplicaID
+    /// This replica's id. It changes only when the replica finds it was restored from a backup or copied, and
+    /// continues under a new identity (`Schemas/merge-rules.md`, "Identity").
+    public var replicaID: ReplicaID { identity.withLock { $0 } }
     /// The account this replica belongs to.
     public let account: String
     /// Device or server.
     public let role: ReplicaRole
     /// The database file, or nil for an in-memory replica.
     public let path: String?
+    /// Whether the replica was opened read-only (its file is not writable): reads work, changes are refused.
+    public let isReadOnly: Bool
 
     /// The database, for the reference server's own tables (same package only; not an app API).
     package var database: any DatabaseWriter { writer }
@@ -62,21 +66,38 @@ public final class Replica: Sendable {
     let writer: any DatabaseWriter
     let options: ReplicaOptions
     let observers = Observers()
+    private let identity: Mutex<ReplicaID>
+    /// This object's incarnation: a random number recorded with the first change it writes, so that another copy
+    /// of the same file (a backup restored, a copied file) never writes the same history (see `Identity.swift`).
+    let incarnation: UInt64
 
-    private init(writer: any DatabaseWriter, path: String?, options: ReplicaOptions) throws {
+    private init(writer: any DatabaseWriter, path: String?, options: ReplicaOptions, readOnly: Bool = false) throws {
         self.writer = writer
         self.path = path
         self.options = options
+        self.isReadOnly = readOnly
+        var generator = SystemRandomNumberGenerator()
+        incarnation = UInt64.random(in: 1...UInt64.max, using: &generator)
         let row = try Self.guarded("read replica identity") {
-            try writer.read { db in try Row.fetchOne(db, sql: "SELECT replica_id, account, role FROM replica") }
+            try writer.read { db -> Row? in
+                try Row.fetchOne(db, sql: """
+                    SELECT o.replica_id, a.name AS account, r.role FROM replica r
+                    JOIN origin o ON o.id = r.origin_id JOIN account a ON a.id = o.account_id
+                    """)
+            }
         }
-        guard let row, let id = ReplicaID(string: row["replica_id"]),
+        guard let row, let blob = row["replica_id"] as Data?, let id = ReplicaID(bytes: blob),
               let role = ReplicaRole(rawValue: row["role"]) else {
             throw ReaderSyncError.incompatibleReplica("\(path ?? "in-memory replica") has no replica identity; it is not a ReaderSync replica")
         }
-        self.replicaID = id
+        identity = Mutex(id)
         self.account = row["account"]
         self.role = role
+    }
+
+    /// Takes note of the identity the store holds (after this or another process changed it).
+    func noteIdentity(_ id: ReplicaID) {
+        identity.withLock { $0 = id }
     }
 
     // MARK: - Opening
@@ -106,7 +127,8 @@ public final class Replica: Sendable {
 
     /// Opens an existing replica file, migrating an older schema forward.
     ///
-    /// A file that is not a replica, or one made by a newer version, is refused and left untouched.
+    /// A file that is not a replica, or one made by a newer version, is refused and left untouched. A file this
+    /// process may not write is opened read-only (when its schema is current).
     /// - Throws: ``ReaderSyncError/incompatibleReplica(_:)``, ``ReaderSyncError/notFound(_:)``.
     public static func open(at path: String, options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
         var isDirectory: ObjCBool = false
@@ -116,7 +138,22 @@ public final class Replica: Sendable {
         guard !isDirectory.boolValue else {
             throw ReaderSyncError.incompatibleReplica("\(path) is a directory, not a ReaderSync replica")
         }
-        try inspect(path: path, options: options)
+        let version = try inspect(path: path, options: options)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        let writable = FileManager.default.isWritableFile(atPath: path)
+            && FileManager.default.isWritableFile(atPath: directory.isEmpty ? "." : directory)
+        if !writable {
+            guard version == StoreSchema.currentVersion else {
+                throw ReaderSyncError.incompatibleReplica(
+                    "\(path) has store schema v\(version) and must be upgraded to v\(StoreSchema.currentVersion), but it is read-only; open it once with write access")
+            }
+            return try guarded("open replica \(path) read-only") {
+                var config = configuration(options)
+                config.readonly = true
+                let queue = try DatabaseQueue(path: path, configuration: config)
+                return try Replica(writer: queue, path: path, options: options, readOnly: true)
+            }
+        }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration(options))
             try StoreSchema.migrator().migrate(pool)
@@ -150,17 +187,23 @@ public final class Replica: Sendable {
         try StoreSchema.migrator().migrate(writer)
         try writer.write { db in
             let now = options.wallClock.nowMillis()
+            let tx = StoreTransaction(db)
+            guard let origin = try tx.origin(replicaID, account: account, create: true) else {
+                throw ReaderSyncError.storage("cannot record the replica's identity")
+            }
             try db.execute(sql: """
-                INSERT INTO replica (singleton, replica_id, account, role, created_at, clock, last_seq)
-                VALUES (1, ?, ?, ?, ?, 0, 0)
-                """, arguments: [replicaID.description, account, role.rawValue, now])
-            try db.execute(sql: "INSERT INTO origin (id, replica_id, account) VALUES (1, ?, ?)",
-                           arguments: [replicaID.description, account])
+                INSERT INTO replica (singleton, origin_id, role, created_at, clock, last_seq) VALUES (1, ?, ?, ?, 0, 0)
+                """, arguments: [origin.row, role.rawValue, now])
         }
     }
 
-    /// Checks, read-only, that `path` is a replica this build can open.
-    private static func inspect(path: String, options: ReplicaOptions) throws {
+    /// Checks, read-only, that `path` is a replica this build can open; returns its schema version.
+    private static func inspect(path: String, options: ReplicaOptions) throws -> Int {
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
+        if size == 0 {
+            throw ReaderSyncError.incompatibleReplica(
+                "\(path) is an empty file, not a ReaderSync replica; remove it, or create a replica with `readersync init`")
+        }
         var config = Configuration()
         config.readonly = true
         // Another process may hold the write lock or be checkpointing: wait for it like any other access.
@@ -189,6 +232,7 @@ public final class Replica: Sendable {
             throw ReaderSyncError.incompatibleReplica(
                 "\(path) was created by a newer ReaderSync (store schema v\(version); this build reads up to v\(StoreSchema.currentVersion)); upgrade ReaderSync to open it")
         }
+        return version
     }
 
     // MARK: - Error funnel
@@ -206,7 +250,10 @@ public final class Replica: Sendable {
 
     /// A write transaction; any error rolls it back whole.
     func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
-        try Self.guarded(what) { try writer.write(body) }
+        guard !isReadOnly else {
+            throw ReaderSyncError.storage("cannot \(what): \(path ?? "the replica") is read-only")
+        }
+        return try Self.guarded(what) { try writer.write(body) }
     }
 
     /// A read.

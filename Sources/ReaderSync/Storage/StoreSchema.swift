@@ -14,6 +14,7 @@ enum StoreSchema {
     /// The migrations, in order. Never edit a published one: append a new one.
     static let migrations: [(id: String, body: @Sendable (Database) throws -> Void)] = [
         ("v1-core", v1),
+        ("v2-field-clocks", MigrationV2.run),
     ]
 
     static func migrator() -> DatabaseMigrator {
@@ -27,7 +28,7 @@ enum StoreSchema {
         return migrator
     }
 
-    private static func v1(_ db: Database) throws {
+    static func v1(_ db: Database) throws {
         try db.execute(sql: """
             PRAGMA application_id = \(applicationID);
 
@@ -114,6 +115,147 @@ enum StoreSchema {
             ) WITHOUT ROWID;
             """)
     }
+
+    /// The tables of schema v2 (see `Schemas/store-schema.sql` for what each column means).
+    static let v2Tables = """
+        -- This replica: exactly one row.
+        CREATE TABLE replica (
+            singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+            origin_id INTEGER NOT NULL REFERENCES origin(id),
+            role TEXT NOT NULL CHECK (role IN ('device', 'server')),
+            created_at INTEGER NOT NULL,
+            clock INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL
+        );
+
+        -- Account names, numbered.
+        CREATE TABLE account (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE
+        );
+
+        -- Every origin this replica has heard of: a replica id and its account.
+        CREATE TABLE origin (
+            id INTEGER PRIMARY KEY,
+            replica_id BLOB NOT NULL CHECK (length(replica_id) = 16),
+            account_id INTEGER NOT NULL REFERENCES account(id),
+            UNIQUE (replica_id, account_id)
+        );
+
+        -- This replica's own incarnations: the one in force from first_seq on.
+        CREATE TABLE incarnation (
+            first_seq INTEGER PRIMARY KEY,
+            incarnation INTEGER NOT NULL
+        );
+
+        -- Identities this replica left behind when it found it had been restored from a backup or copied.
+        CREATE TABLE identity_history (
+            id INTEGER PRIMARY KEY,
+            origin_id INTEGER NOT NULL REFERENCES origin(id),
+            last_seq INTEGER NOT NULL,
+            replaced_at INTEGER NOT NULL,
+            reason TEXT NOT NULL
+        );
+
+        -- Per origin and scope (0 shared, 1 private): all changes up to seq are held or merged away, and the
+        -- origin's incarnation at seq (0: unknown).
+        CREATE TABLE knowledge (
+            origin_id INTEGER NOT NULL REFERENCES origin(id),
+            scope INTEGER NOT NULL CHECK (scope IN (0, 1)),
+            seq INTEGER NOT NULL,
+            incarnation INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (origin_id, scope)
+        ) WITHOUT ROWID;
+
+        -- The change log: every retained change, own or received. target is the article row (entity 1 and 3)
+        -- or the comment row (entity 2); a read state's account is its origin's. value_type 6: the value is the
+        -- materialized article row (its winning content version, stored once).
+        CREATE TABLE change_log (
+            origin_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            hlc INTEGER NOT NULL,
+            entity INTEGER NOT NULL CHECK (entity IN (1, 2, 3)),
+            target INTEGER NOT NULL,
+            field INTEGER NOT NULL CHECK (field BETWEEN 1 AND 7),
+            value_type INTEGER NOT NULL CHECK (value_type BETWEEN 0 AND 6),
+            value,
+            PRIMARY KEY (origin_id, seq)
+        ) WITHOUT ROWID;
+
+        -- Materialized state: each field's winning value and the clock (hlc, origin, seq) of the change that
+        -- wrote it. An article row without content_hlc is a placeholder (read state or comments arrived first).
+        CREATE TABLE article (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            source TEXT,
+            url TEXT,
+            title TEXT,
+            byline TEXT,
+            body TEXT,
+            topics TEXT,
+            related TEXT,
+            published_at INTEGER,
+            updated_at INTEGER,
+            sort_key INTEGER,
+            content_hlc INTEGER,
+            content_origin INTEGER,
+            content_seq INTEGER
+        );
+        CREATE INDEX article_feed ON article (sort_key DESC, key) WHERE content_hlc IS NOT NULL;
+
+        CREATE TABLE comment (
+            id INTEGER PRIMARY KEY,
+            key TEXT NOT NULL UNIQUE,
+            article_id INTEGER,
+            parent_key TEXT,
+            author_id INTEGER,
+            body TEXT NOT NULL DEFAULT '',
+            created_hlc INTEGER,
+            created_origin INTEGER,
+            created_seq INTEGER,
+            body_hlc INTEGER,
+            body_origin INTEGER,
+            body_seq INTEGER,
+            deleted_hlc INTEGER,
+            deleted_origin INTEGER,
+            deleted_seq INTEGER,
+            extras INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE INDEX comment_thread ON comment (article_id, created_hlc, key) WHERE created_hlc IS NOT NULL;
+
+        CREATE TABLE read_state (
+            account_id INTEGER NOT NULL,
+            article_id INTEGER NOT NULL,
+            read_at INTEGER,
+            read_hlc INTEGER,
+            read_origin INTEGER,
+            read_seq INTEGER,
+            saved_at INTEGER,
+            saved_hlc INTEGER,
+            saved_origin INTEGER,
+            saved_seq INTEGER,
+            progress REAL NOT NULL DEFAULT 0,
+            progress_hlc INTEGER,
+            progress_origin INTEGER,
+            progress_seq INTEGER,
+            reset_hlc INTEGER,
+            reset_origin INTEGER,
+            reset_seq INTEGER,
+            extras INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (account_id, article_id)
+        ) WITHOUT ROWID;
+
+        -- Retained changes that are no field's winner: a read state's further progress positions, and every
+        -- retained change of a comment whose id is not bound to an account.
+        CREATE TABLE retained_extra (
+            entity INTEGER NOT NULL,
+            target INTEGER NOT NULL,
+            account_id INTEGER NOT NULL,
+            origin_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            PRIMARY KEY (entity, target, account_id, origin_id, seq)
+        ) WITHOUT ROWID;
+        """
 
     /// The schema as SQL text: every table and index, sorted by name (what `Schemas/store-schema.sql` holds).
     static func dumpSQL(_ db: Database) throws -> String {

@@ -14,6 +14,8 @@ public struct BundleInspection: Sendable, Equatable, Encodable {
         public var from: UInt64
         /// …up to and including this one.
         public var to: UInt64
+        /// The origin's incarnation at `to` (16 hex digits; zeros when unknown).
+        public var toIncarnation: String
     }
     /// The bundle format version.
     public var formatVersion: UInt16
@@ -23,6 +25,8 @@ public struct BundleInspection: Sendable, Equatable, Encodable {
     public var source: ReplicaID
     /// Its account.
     public var account: String
+    /// The sender's clock when it wrote the bundle (ISO 8601), if the bundle says.
+    public var writtenAt: String?
     /// Changes carried.
     public var changeCount: UInt64
     /// Changes per entity kind.
@@ -45,12 +49,12 @@ public struct BundleInspection: Sendable, Equatable, Encodable {
             counts[change.entity.description, default: 0] += 1
         }
         let h = reader.header
-        let accounts = Dictionary(h.origins.map { ($0.id, $0.account) }, uniquingKeysWith: { a, _ in a })
         return BundleInspection(
             formatVersion: h.formatVersion, schemaVersion: h.schemaVersion, source: h.source, account: h.account,
+            writtenAt: h.writtenAtMillis.map { ISO8601.string(fromMillis: $0) },
             changeCount: h.changeCount, countsByEntity: counts, payloadBytes: h.payloadLength,
             uncompressedBytes: h.uncompressedLength, checksum: h.checksum,
-            ranges: h.ranges.map { Range(origin: $0.origin, account: accounts[$0.origin] ?? "?", scope: $0.scope.description,
-                                         from: $0.from, to: $0.to) })
+            ranges: h.ranges.map { Range(origin: $0.origin, account: $0.account, scope: $0.scope.description,
+                                         from: $0.from, to: $0.to, toIncarnation: Knowledge.hex16($0.toIncarnation)) })
     }
 }

@@ -61,6 +61,9 @@ public struct ServerSyncReport: Sendable, Equatable {
     public var pulled = Direction()
     /// Changes the server refused; this replica keeps them.
     public var refused: [RefusedChange] = []
+    /// Set when the server holds a different history of this replica's own changes (the file was restored from
+    /// a backup or copied): the replica continued under a new id before pushing.
+    public var identityChange: IdentityChange?
 }
 
 extension Replica {
@@ -94,6 +97,7 @@ extension Replica {
     private func push(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
                       progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
         var theirs = try await transport.knowledge()
+        report.identityChange = try checkIdentity(against: theirs, peer: "the server")
         var pageSize = options.pushPageChanges
         while true {
             try Task.checkCancellation()
@@ -113,7 +117,9 @@ extension Replica {
             progress?(ServerSyncProgress(phase: .pushing, pages: report.pushed.pages, changes: report.pushed.changes,
                                          bytes: report.pushed.bytes, isComplete: summary.isComplete))
             if summary.isComplete { break }
-            let taken = summary.header.ranges.allSatisfy { answer.knowledge.seq(origin: $0.origin, scope: $0.scope) >= $0.to }
+            let taken = summary.header.ranges.allSatisfy {
+                answer.knowledge.seq(origin: $0.origin, account: $0.account, scope: $0.scope) >= $0.to
+            }
             guard taken else {
                 throw ReaderSyncError.transport("the server did not take a pushed page; it may run another version of ReaderSync")
             }
@@ -124,11 +130,9 @@ extension Replica {
     /// The knowledge to export a push for: the server's, with every other account's replica marked as held, so
     /// that only changes the server will take (this account's own replicas') are sent.
     private func pushBasis(_ server: Knowledge) throws -> Knowledge {
-        let mine = try knowledge()
-        let accounts = try originAccounts()
         var basis = server
-        for (key, seq) in mine.entries where accounts[key.origin] != account {
-            basis.advance(origin: key.origin, scope: key.scope, to: seq)
+        for (key, entry) in try knowledge().entries where !key.account.utf8.elementsEqual(account.utf8) {
+            basis.advance(origin: key.origin, account: key.account, scope: key.scope, to: entry.seq, incarnation: entry.incarnation)
         }
         return basis
     }

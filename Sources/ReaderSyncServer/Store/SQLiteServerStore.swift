@@ -141,11 +141,12 @@ public final class SQLiteServerStore: ServerStore {
 
     /// Applies a pushed bundle atomically under the server's rules:
     ///
+    /// - the bundle's header must name the caller's account (a push labelled as another account's is refused);
     /// - only ranges of the caller's own replicas are taken; changes relayed from other accounts' replicas are
     ///   ignored (not held: they arrive when their authors sync), so read state of other accounts never enters;
     /// - article changes from a reader account are refused one by one (listed in the answer, not held);
-    /// - a comment change (creation, text, deletion) for a comment that exists here with another author refuses
-    ///   the whole bundle with ``ServerStoreError/Kind/forbidden`` naming the comment.
+    /// - a comment change nobody but the comment's author may make — a creation of an id bound to another
+    ///   account, an edit or deletion of another author's comment — is refused one by one, the rest applies.
     ///
     /// Changes already held are skipped, so a retried push changes nothing more.
     public func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse {
@@ -153,35 +154,54 @@ public final class SQLiteServerStore: ServerStore {
         let caller = account.name
         let role = account.role
         let serverID = replica.replicaID
+        let header: BundleHeader
+        do {
+            header = try Replica.inspectBundle(data: bundle)
+        } catch let error as ReaderSyncError {
+            throw ServerStoreError(error)
+        }
+        guard header.account.utf8.elementsEqual(caller.utf8) else {
+            throw ServerStoreError(.forbidden,
+                                   "the bundle says it was written by a replica of account '\(header.account)', but the token belongs to '\(caller)'; push with that account's token")
+        }
         let policy = ApplyPolicy(
             privateAccount: caller,
-            acceptOrigin: { origin, owner in owner == caller && origin != serverID },
-            screen: { change, _, context in
-                switch change.entity {
-                case .article:
-                    return role == .editor
-                case .readState:
-                    return true
-                case .comment:
-                    // The context reads inside the apply transaction: the check and the apply see the same data.
-                    if let author = try context.commentAuthor(change.key), author != caller {
-                        throw ServerStoreError(.forbidden,
-                                               "comment \(change.key) was written by \(author); only its author can change it (change \(change.field) from replica \(change.origin) #\(change.seq))",
-                                               commentID: change.key)
-                    }
-                    return true
-                }
+            acceptOrigin: { origin, owner in owner.utf8.elementsEqual(caller.utf8) && origin != serverID },
+            screen: { change, context in
+                try Self.refusal(of: change, caller: caller, role: role, context: context) == nil
             })
         return try await offload {
             let result = try replica.applyBundle(data: bundle, policy: policy)
-            let refused = result.refused.map { change in
-                RefusedChange(change, reason: change.entity == .article
-                    ? "account \(caller) is a reader; only editors publish articles (kept on your device)"
-                    : "refused by the server")
+            let refused = try replica.withApplyContext { context in
+                try result.refused.map { change in
+                    RefusedChange(change, reason: try Self.refusal(of: change, caller: caller, role: role, context: context)
+                        ?? "refused by the server")
+                }
             }
             return PushResponse(knowledge: try replica.knowledge(visibleTo: caller), received: result.received,
                                 applied: result.applied, duplicates: result.duplicates, ignored: result.ignored,
                                 refused: refused)
+        }
+    }
+
+    /// Why the server refuses one pushed change, or nil when it takes it.
+    static func refusal(of change: Change, caller: String, role: AccountRole, context: ApplyContext) throws -> String? {
+        switch change.entity {
+        case .article:
+            return role == .editor ? nil : "account \(caller) is a reader; only editors publish articles (kept on your device)"
+        case .readState:
+            return nil
+        case .comment:
+            if let bound = Keys.boundAccount(ofCommentID: change.key) {
+                return bound.utf8.elementsEqual(caller.utf8) ? nil
+                    : "comment \(change.key) belongs to account \(bound); only its author can create or change it"
+            }
+            // An id not bound to an account (written by older versions): its first creation names the author.
+            if let author = try context.commentAuthor(change.key) {
+                return author.utf8.elementsEqual(caller.utf8) ? nil
+                    : "comment \(change.key) was written by \(author); only its author can change it"
+            }
+            return nil
         }
     }
 

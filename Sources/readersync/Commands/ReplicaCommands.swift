@@ -200,7 +200,7 @@ struct LogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "log", abstract: "Print the change log, oldest first.")
     @OptionGroup var replica: ReplicaOptionsGroup
     @OptionGroup var output: OutputOptions
-    @Option(help: "Only entries after this local sequence number.") var after: Int64 = 0
+    @Option(help: "Only entries after this cursor (printed first on each line).") var after: String?
     @Option(help: "At most this many entries.") var limit: Int = 1000
 
     func run() throws {
@@ -213,7 +213,7 @@ struct LogCommand: ParsableCommand {
             for entry in entries {
                 let c = entry.change
                 let origin = c.origin == opened.replicaID ? "local" : "\(entry.originAccount)@\(c.origin.description.prefix(8))"
-                say("\(entry.localSequence)\t\(c.hlc)\t\(origin)#\(c.seq)\t\(c.entity) \(c.key) .\(c.field) = \(c.value)")
+                say("\(entry.cursor)\t\(c.hlc)\t\(origin)#\(c.seq)\t\(c.entity) \(c.key) .\(c.field) = \(c.value)")
             }
         }
     }

@@ -49,6 +49,7 @@ struct BundleCommand: ParsableCommand {
         var forKnowledge: String?
         @Flag(name: .customLong("shared-only"), help: "Leave read state out (for a device of another account).")
         var sharedOnly = false
+        @Flag(help: "Replace the output file even if it is not a bundle.") var force = false
 
         func validate() throws {
             guard all != (forKnowledge != nil) else { throw ValidationError("give exactly one of --all and --for FILE") }
@@ -59,13 +60,17 @@ struct BundleCommand: ParsableCommand {
                 let opened = try replica.open()
                 var theirs = Knowledge()
                 var account: String? = opened.account
+                var receiver: ReplicaID?
                 if let forKnowledge {
                     let file = try KnowledgeFile.read(from: URL(fileURLWithPath: forKnowledge))
                     theirs = file.knowledge
                     account = file.account
+                    receiver = file.replica
                 }
                 if sharedOnly { account = nil }
-                let summary = try opened.exportBundle(to: URL(fileURLWithPath: out), for: theirs, account: account)
+                let url = URL(fileURLWithPath: out)
+                try OutputFile.check(url, kind: .bundle, force: force, replicaPath: replica.path)
+                let summary = try opened.exportBundle(to: url, for: theirs, account: account, receiver: receiver)
                 say("wrote \(summary.header.changeCount) changes to \(out) (\(formatBytes(summary.bytes)))")
             }
         }
@@ -113,12 +118,15 @@ struct KnowledgeCommand: ParsableCommand {
         commandName: "knowledge", abstract: "Write what this replica holds, so a far replica can export what it lacks.")
     @OptionGroup var replica: ReplicaOptionsGroup
     @Option(help: "The knowledge file to write.") var out: String
+    @Flag(help: "Replace the file even if it is not a knowledge file.") var force = false
 
     func run() throws {
         try ReaderSync_CLI.run {
             let opened = try replica.open()
             let file = KnowledgeFile(replica: opened.replicaID, account: opened.account, knowledge: try opened.knowledge())
-            try file.write(to: URL(fileURLWithPath: out))
+            let url = URL(fileURLWithPath: out)
+            try OutputFile.check(url, kind: .knowledge, force: force, replicaPath: replica.path)
+            try OutputFile.write(try file.jsonData(), to: url)
             say("wrote knowledge of \(file.knowledge.entries.count) origin streams to \(out)")
         }
     }

@@ -193,7 +193,7 @@ do {
     var userJSONL = Data()
     for entry in userOnly { userJSONL.append(try encoder.encode(PlainChange(entry.change))); userJSONL.append(0x0A) }
     let userGz = try gzipSize(userJSONL)
-    let since = Knowledge(entries: [Knowledge.Key(origin: replica.replicaID, scope: .shared): UInt64(mix.articles)])
+    let since = Knowledge(entries: [Knowledge.Key(origin: replica.replicaID, account: "alice", scope: .shared): Knowledge.Entry(seq: UInt64(mix.articles))])
     // Private scope from 0, shared after the articles: user actions only.
     let (userBundle, userSummary) = try replica.exportBundleData(for: since, account: "alice")
     let m = Double(userSummary.header.changeCount)
