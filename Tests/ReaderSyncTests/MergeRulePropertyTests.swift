@@ -109,11 +109,15 @@ struct MergeRulePropertyTests {
                                   hlc: HLCTimestamp(millis: 999, counter: 0), field: ChangeField.commentCreated,
                                   value: .string(created)), at: 0)
             let arrival = Self.permuted(all, by: order)
-            let expected = MergeRules.comment(all).state
-            #expect(expected?.author == "alice")
-            #expect(MergeRules.comment(arrival).state == expected)
-            #expect(Self.incremental(all, cuts: cuts, rule: MergeRules.comment) == expected)
-            #expect(Self.incremental(arrival, cuts: cuts, rule: MergeRules.comment) == expected)
+            for id in ["c-1", "alice:c-1"] {   // an id of older versions, and one bound to alice
+                let rule = { (entries: [MergeEntry]) in MergeRules.comment(entries, commentID: id) }
+                let expected = rule(all).state
+                #expect(expected?.author == "alice")
+                #expect(rule(arrival).state == expected)
+                #expect(Self.incremental(all, cuts: cuts, rule: rule) == expected)
+                #expect(Self.incremental(arrival, cuts: cuts, rule: rule) == expected)
+            }
+            let expected = MergeRules.comment(all, commentID: "alice:c-1").state
             // Nothing mallory wrote shows.
             if let body = expected?.body, !body.isEmpty {
                 let authorBodies = all.filter { $0.originAccount == "alice" && $0.field == ChangeField.commentBody }

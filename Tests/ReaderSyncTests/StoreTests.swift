@@ -116,42 +116,57 @@ struct StoreTests {
     @Test func clockSurvivesRestartAndBackwardsWallClock() throws {
         let dir = TempDir()
         let path = dir.path("r.db")
-        let clock = ManualWallClock(millis: 2_000_000)
+        let t0: Int64 = 1_751_500_000_000
+        let clock = ManualWallClock(millis: t0)
         let last: HLCTimestamp
         do {
             let replica = try Replica.create(at: path, account: "alice", options: options(clock: clock))
             try replica.upsertArticles([sampleArticle("a")])
             try replica.markRead("a")
             last = try replica.status().clock
-            #expect(last.millis == 2_000_000)
+            #expect(last.millis == UInt64(t0))
         }
-        // The wall clock jumps back an hour across a restart.
-        clock.set(2_000_000 - 3_600_000)
+        // The wall clock jumps back a minute across a restart (within the lead bound): the clock keeps counting.
+        clock.set(t0 - 60_000)
         let reopened = try Replica.open(at: path, options: options(clock: clock))
         try reopened.save("a")
         let entries = try reopened.changeLog()
         let stamps = entries.map(\.change.hlc)
         #expect(stamps == stamps.sorted())
         #expect(try #require(stamps.last) > last)
-        #expect(try reopened.status().clock.millis == 2_000_000)
+        #expect(try reopened.status().clock.millis == UInt64(t0))
         // When the wall clock passes the old time again, the physical part follows it.
-        clock.set(2_000_500)
+        clock.set(t0 + 500)
         try reopened.unsave("a")
-        #expect(try reopened.status().clock == HLCTimestamp(millis: 2_000_500, counter: 0))
+        #expect(try reopened.status().clock == HLCTimestamp(millis: UInt64(t0 + 500), counter: 0))
     }
 
     @Test func hlcCounterOrdersEventsWithinOneMillisecond() throws {
+        let bounds = ClockBounds(floorMillis: 0, maxLeadMillis: 100, maxFutureMillis: 1_000)
         var clock = HybridLogicalClock(latest: .zero)
-        let a = try clock.tick(wallMillis: 10)
-        let b = try clock.tick(wallMillis: 10)
-        let c = try clock.tick(wallMillis: 9)
+        let a = clock.tick(wallMillis: 10, bounds: bounds)
+        let b = clock.tick(wallMillis: 10, bounds: bounds)
+        let c = clock.tick(wallMillis: 9, bounds: bounds)
         #expect(a < b && b < c)
         #expect(c.millis == 10 && c.counter == 2)
-        try clock.receive(HLCTimestamp(millis: 50, counter: 7), wallMillis: 10, maxLeadMillis: 100)
-        let d = try clock.tick(wallMillis: 10)
+        clock.follow(HLCTimestamp(millis: 50, counter: 7), wallMillis: 10, bounds: bounds)
+        let d = clock.tick(wallMillis: 10, bounds: bounds)
         #expect(d == HLCTimestamp(millis: 50, counter: 8))
-        #expect(throws: ReaderSyncError.self) {
-            try clock.receive(HLCTimestamp(millis: 1_000, counter: 0), wallMillis: 10, maxLeadMillis: 100)
-        }
+        // A timestamp past the lead bound is followed only up to the bound…
+        clock.follow(HLCTimestamp(millis: 900, counter: 0), wallMillis: 10, bounds: bounds)
+        #expect(clock.tick(wallMillis: 10, bounds: bounds).millis == 111)
+        // …and one past the future bound is refused.
+        #expect(HybridLogicalClock.problem(with: HLCTimestamp(millis: 2_000, counter: 0), wallMillis: 10, bounds: bounds) != nil)
+        #expect(HybridLogicalClock.problem(with: HLCTimestamp(millis: 900, counter: 0), wallMillis: 10, bounds: bounds) == nil)
+    }
+
+    @Test func aClockThatRanAheadRestartsFromTheLeadBound() throws {
+        let bounds = ClockBounds(floorMillis: 0, maxLeadMillis: 100, maxFutureMillis: 10_000)
+        var clock = HybridLogicalClock(latest: HLCTimestamp(millis: 5_000, counter: 3))   // stamped while 5 s ahead
+        let next = clock.tick(wallMillis: 1_000, bounds: bounds)
+        #expect(next == HLCTimestamp.endOf(millis: 1_100).successor)
+        // Never before the floor.
+        var early = HybridLogicalClock(latest: .zero)
+        #expect(early.tick(wallMillis: 5, bounds: ClockBounds(floorMillis: 1_000)).millis == 1_000)
     }
 }

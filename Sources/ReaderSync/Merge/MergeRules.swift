@@ -105,36 +105,45 @@ enum MergeRules {
                 creation = (entry, record)
             }
         }
+        // Each account's edits and deletions are compacted on their own (the latest text, the earliest deletion,
+        // which erases the text), whoever is the author now: for an unbound id an earlier creation can still arrive
+        // and change the author, and compacting per account gives the same retained set in any arrival order.
+        var bodyOf: [[UInt8]: (body: String, hlc: HLCTimestamp?, deleted: Bool)] = [:]
+        var accounts: [[UInt8]] = []
+        for entry in live where entry.field != ChangeField.commentCreated {
+            let account = Array(entry.originAccount.utf8)
+            if bodyOf[account] == nil { bodyOf[account] = ("", nil, false); accounts.append(account) }
+        }
+        for account in accounts {
+            let mine = live.filter { Array($0.originAccount.utf8) == account && $0.field != ChangeField.commentCreated }
+            let deletions = mine.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue == true }
+            dropped += mine.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue != true }.map(\.localSeq)
+            let bodies = mine.filter { $0.field == ChangeField.commentBody }
+            if !deletions.isEmpty {
+                // Deleted wins over any edit, in any order; the earliest deletion is kept, the text is erased.
+                let first = deletions.min { $0.precedes($1) }
+                dropped += deletions.filter { $0.localSeq != first?.localSeq }.map(\.localSeq)
+                dropped += bodies.map(\.localSeq)
+                bodyOf[account] = ("", nil, true)
+            } else {
+                let (winner, superseded) = lastWriterWins(bodies.filter { $0.value.stringValue != nil })
+                dropped += superseded + bodies.filter { $0.value.stringValue == nil }.map(\.localSeq)
+                bodyOf[account] = (winner?.value.stringValue ?? "", winner?.hlc, false)
+            }
+        }
         let author: String
         if let bound {
             author = bound
         } else if let creation {
             author = creation.entry.originAccount
         } else {
-            // An unbound id's edits that arrived before their comment: keep them all until it does.
+            // An unbound id's edits that arrived before their comment: they wait, compacted, until it does.
             return (nil, dropped)
         }
-        let byAuthor = live.filter { $0.originAccount.utf8.elementsEqual(author.utf8) && $0.field != ChangeField.commentCreated }
-        let deletions = byAuthor.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue == true }
-        dropped += byAuthor.filter { $0.field == ChangeField.commentDeleted && $0.value.boolValue != true }.map(\.localSeq)
-        let bodies = byAuthor.filter { $0.field == ChangeField.commentBody }
-        var body = ""
-        var bodyHLC: HLCTimestamp?
-        var isDeleted = false
-        if !deletions.isEmpty {
-            // Deleted wins over any edit, in any order; the earliest deletion is kept, the text is erased.
-            let first = deletions.min { $0.precedes($1) }
-            isDeleted = true
-            dropped += deletions.filter { $0.localSeq != first?.localSeq }.map(\.localSeq)
-            dropped += bodies.map(\.localSeq)
-        } else {
-            let (winner, superseded) = lastWriterWins(bodies.filter { $0.value.stringValue != nil })
-            dropped += superseded + bodies.filter { $0.value.stringValue == nil }.map(\.localSeq)
-            if let winner {
-                body = winner.value.stringValue ?? ""
-                bodyHLC = winner.hlc
-            }
-        }
+        let mine = bodyOf[Array(author.utf8)]
+        let body = mine?.body ?? ""
+        let bodyHLC = mine?.hlc
+        let isDeleted = mine?.deleted ?? false
         guard let creation else { return (nil, dropped) }
         var state = CommentState(articleID: creation.record.article, parentID: creation.record.parent, author: author,
                                  body: body, createdHLC: creation.entry.hlc, editedHLC: nil, isDeleted: isDeleted)
