@@ -36,12 +36,14 @@ final class BundleWriter {
     /// A payload past 1 MiB spools to a temporary file in `spoolDirectory` (default: the system's
     /// temporary directory), removed when the writer finishes or goes away.
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` for duplicate origins or ranges, a range whose
-    ///   origin is not listed, a range with `from > to`, or tables past the format's limits.
+    ///   origin is not listed, a range with `from > to` or past 2^63 − 1, more than two acknowledgements or one
+    ///   past 2^63 − 1, or tables past the format's limits.
     init(source: ReplicaID, account: String, schemaVersion: UInt16, writtenAtMillis: Int64? = nil,
          origins: [BundleOriginInfo], ranges: [KnowledgeRange], acknowledgements: [BundleAcknowledgement] = [],
          spoolDirectory: URL? = nil) throws {
         originIndex = try BundleFormat.indexTables(account: account, origins: origins, ranges: ranges,
                                                    context: "cannot write bundle")
+        try BundleFormat.checkAcknowledgements(acknowledgements, context: "cannot write bundle")
         let length = BundleFormat.headerLength(version: BundleFormat.currentVersion, account: account, origins: origins,
                                                rangeCount: ranges.count, acknowledgements: acknowledgements)
         guard length <= BundleFormat.maxHeaderLength else {
@@ -54,7 +56,7 @@ final class BundleWriter {
         self.origins = origins
         self.ranges = ranges
         self.writtenAtMillis = writtenAtMillis
-        self.acknowledgements = Array(acknowledgements.prefix(BundleFormat.maxAcknowledgements))
+        self.acknowledgements = acknowledgements
         spool = Spool(directory: spoolDirectory ?? FileManager.default.temporaryDirectory)
         validator = BundleFormat.ChangeValidator(origins: origins, ranges: ranges, originIndex: originIndex)
         do {
