@@ -92,18 +92,20 @@ final class BundleWriter {
         guard let field = FieldCode(name: change.field, entity: change.entity) else {
             throw ReaderSyncError.invalidBundle("cannot write bundle: change \(number): field '\(change.field)' is not allowed for \(change.entity)")
         }
+        // Every check passes before any state changes, so a refused change leaves the writer usable.
+        if keys.id(of: change.key) == nil {
+            guard keys.count < BundleFormat.maxKeyTableEntries,
+                  keys.totalBytes + change.key.utf8.count <= BundleFormat.maxKeyTableBytes else {
+                throw ReaderSyncError.invalidBundle("cannot write bundle: more than \(BundleFormat.maxKeyTableEntries) keys or \(BundleFormat.maxKeyTableBytes) bytes of keys; split it")
+            }
+        }
         do {
             try validator.check(origin: Int32(index), seq: change.seq, entity: change.entity, field: field, number: number)
         } catch let error as ReaderSyncError {
             throw ReaderSyncError.invalidBundle("cannot write bundle: \(error.message)")
         }
         let (keyID, isNew) = keys.intern(change.key)
-        if isNew {
-            guard keys.count <= BundleFormat.maxKeyTableEntries, keys.totalBytes <= BundleFormat.maxKeyTableBytes else {
-                throw ReaderSyncError.invalidBundle("cannot write bundle: more than \(BundleFormat.maxKeyTableEntries) keys or \(BundleFormat.maxKeyTableBytes) bytes of keys; split it")
-            }
-        }
-        block.append(change, field: field, originIndex: index, keyID: keyID, isNewKey: isNew)
+        block.append(change, field: field, originIndex: index, keyID: keyID, isNewKey: isNew, tableSize: keys.count)
         changeCount = number
         if block.count >= BundleFormat.maxChangesPerBlock || block.bodyLength >= BundleFormat.targetBlockBodyLength {
             try flushBlock()
