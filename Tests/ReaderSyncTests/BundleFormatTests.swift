@@ -689,6 +689,17 @@ struct BundleFormatTests {
             #expect(try listing() == [])
         }
         #expect(try listing() == [])
+        // The same with the default spool directory, the system's temporary directory.
+        func spools() throws -> [String] {
+            try FileManager.default.contentsOfDirectory(atPath: FileManager.default.temporaryDirectory.path)
+                .filter { $0.hasPrefix("readersync-bundle-") && $0.hasSuffix(".spool") }
+        }
+        do {
+            let w = try BundleWriter(source: Self.source, account: "alice", schemaVersion: 2, origins: Self.origin0, ranges: ranges)
+            for seq: UInt64 in 1...2 { try w.append(change(seq)) }
+            #expect(try spools() == [])
+        }
+        #expect(try spools() == [])
         // Finished each way.
         do {
             let w = try writer()
@@ -1009,6 +1020,29 @@ struct BundleFormatTests {
         for range in try Self.readAll(Data(contentsOf: try Self.fixture("tobob-v1", "bundle"))).0.ranges {
             #expect(knowledge.seq(origin: range.origin, account: range.account, scope: range.scope) == range.to)
         }
+    }
+
+    /// `Schemas/bundle-format.md` §10: a range `(from, to]` requires the receiver to hold `from`, empty ranges too.
+    @Test func emptyRangeNeedsKnowledgeOfItsStart() throws {
+        let origin = Self.replica(0x42)
+        func bundle(from: UInt64, to: UInt64) throws -> Data {
+            let writer = try BundleWriter(source: origin, account: "alice", schemaVersion: 2,
+                                          origins: [BundleOriginInfo(id: origin, account: "alice")],
+                                          ranges: [KnowledgeRange(origin: origin, account: "alice", scope: .shared, from: from, to: to)])
+            return try writer.finishData().data
+        }
+        let bob = try Replica.inMemory(account: "bob")
+        do {
+            try bob.applyBundle(data: try bundle(from: 5, to: 5))
+            Issue.record("(5, 5] was applied by a replica that holds nothing of its origin")
+        } catch ReaderSyncError.missingChanges(let message) {
+            #expect(message.contains("changes 1...5"), "\(message)")
+        }
+        try bob.applyBundle(data: try bundle(from: 0, to: 5))  // every change compacted away: nothing but the range
+        #expect(try bob.knowledge().seq(origin: origin, account: "alice", scope: .shared) == 5)
+        try bob.applyBundle(data: try bundle(from: 5, to: 5))
+        try bob.applyBundle(data: try bundle(from: 3, to: 5))  // overlapping: harmless
+        #expect(try bob.knowledge().seq(origin: origin, account: "alice", scope: .shared) == 5)
     }
 
     // MARK: - Refusals: header
