@@ -1,36 +1,44 @@
 #!/usr/bin/env bash
-# Mutation fuzzing of the bundle reader through the CLI: mutates seed bundles at random and feeds each
-# mutant to `readersync bundle inspect`, which fully decodes it. A mutant must either be refused (exit code 1,
-# one `readersync: error: ...` line) or be accepted; a crash (a signal, a Swift runtime trap, any other exit
-# code) or a hang is a bug, and the mutant is kept in the crashes directory to reproduce it.
+# Mutation fuzzing of the bundle reader through the CLI, with a second implementation as the oracle: mutates seed
+# bundles at random and feeds each mutant to `readersync bundle inspect`, which fully decodes it, and to
+# Tools/Fuzz/rsbundle.py, a reader written from Schemas/bundle-format.md alone. A mutant must either be refused
+# (exit code 1, one `readersync: error: ...` line) or be accepted; a crash (a signal, a Swift runtime trap, any other
+# exit code) or a hang is a bug. And both readers must agree: both accept, or both refuse with the same message —
+# a disagreement is a bug in ReaderSync, in the spec, or in the reference, and the mutant is kept to find out which.
 #
-#   Tools/scripts/fuzz-bundles.sh                       # 500 mutants of a bundle made from the test fixture
+#   Tools/scripts/fuzz-bundles.sh                       # 600 mutants of a CLI-made format-2 bundle and the
+#                                                       # committed format-1 bundle
 #   Tools/scripts/fuzz-bundles.sh -n 5000 -s 7 a.bundle # 5000 mutants of your own bundles, RNG seed 7
 #   READERSYNC=/path/to/readersync Tools/scripts/fuzz-bundles.sh   # skip the build
+#   Tools/scripts/fuzz-bundles.sh -x                    # no oracle: crashes and hangs only
 #
-# Two kinds of mutants, alternating:
-#   raw   bit flips, byte overwrites, truncations, insertions, duplicated ranges anywhere in the file. Nearly
-#         all stop at the header or payload CRC-32; this exercises the framing and the checksums.
-#   deep  the same mutations applied to the *inflated* payload, recompressed, with payloadLength,
-#         uncompressedLength, both CRCs fixed up (python3's zlib), so that only the column decoder and the
-#         change validation stand in the way. See Schemas/bundle-format.md.
-# Needs python3 (for the mutator). Runs in a temporary directory it removes (crashes are copied out first).
+# Three kinds of mutants, in turn (Tools/Fuzz/rsbundle.py mutate):
+#   raw     bit flips, byte overwrites, truncations, insertions, duplicated and deleted runs, 8-byte fields set to
+#           all ones, 0, 2^63 or 2^32, anywhere in the file. Nearly all stop at the header or payload CRC-32.
+#   repair  the same mutations inside the header's fields, then the payload length, the uncompressed length and
+#           both CRCs recomputed: the header's own checks decide.
+#   deep    the same mutations applied to the *inflated* payload, recompressed (zlib level 1, 6 or 9), lengths and
+#           CRCs fixed up, so that only the column decoder and the change checks stand in the way.
+# Needs python3. Runs in a temporary directory it removes (crashes and disagreements are copied out first).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-ITERATIONS=500
+ITERATIONS=600
 SEED=1
 CRASHES="$ROOT/.build/fuzz-crashes"
+ORACLE=1
+REFERENCE="$ROOT/Tools/Fuzz/rsbundle.py"
 
 die() { printf 'fuzz-bundles: %s\n' "$*" >&2; exit 2; }
 
-while getopts "n:s:o:h" opt; do
+while getopts "n:s:o:xh" opt; do
     case "$opt" in
         n) ITERATIONS="$OPTARG" ;;
         s) SEED="$OPTARG" ;;
         o) CRASHES="$OPTARG" ;;
-        h) sed -n '2,20p' "$0"; exit 0 ;;
-        *) die "usage: $0 [-n iterations] [-s seed] [-o crash-dir] [seed.bundle ...]" ;;
+        x) ORACLE=0 ;;
+        h) sed -n '2,24p' "$0"; exit 0 ;;
+        *) die "usage: $0 [-n iterations] [-s seed] [-o crash-dir] [-x] [seed.bundle ...]" ;;
     esac
 done
 shift $((OPTIND - 1))
@@ -56,7 +64,7 @@ READERSYNC="$WORK/readersync"
 
 SEEDS=("$@")
 if [[ ${#SEEDS[@]} -eq 0 ]]; then
-    # A bundle with articles, comments and read state, made through the CLI.
+    # A format-2 bundle with articles, comments and read state, made through the CLI; and the format-1 fixture.
     FIXTURE="$ROOT/Tests/ReaderSyncTests/Fixtures/news-page.json"
     db="$WORK/seed.db"
     "$READERSYNC" init --db "$db" --account alice >/dev/null
@@ -65,71 +73,38 @@ if [[ ${#SEEDS[@]} -eq 0 ]]; then
     "$READERSYNC" progress --db "$db" trump-netanyahu-to-hold-talks-on-ending-gaza-war 0.4 >/dev/null
     "$READERSYNC" save --db "$db" u-s-stocks-extend-gains-to-conclude-first-half-of-2025 >/dev/null
     "$READERSYNC" comment add --db "$db" ap-putin-trump-call-iran-ukraine "A comment, with unicode: é 日本 🚀" >/dev/null
+    "$READERSYNC" progress --db "$db" ap-putin-trump-call-iran-ukraine 0.75 >/dev/null
     "$READERSYNC" bundle export --db "$db" --all --out "$WORK/seed.bundle" >/dev/null
-    SEEDS=("$WORK/seed.bundle")
+    SEEDS=("$WORK/seed.bundle" "$ROOT/Tests/ReaderSyncTests/Fixtures/v1/tobob-v1.bundle")
 fi
 for seed in "${SEEDS[@]}"; do
     "$READERSYNC" bundle inspect "$seed" >/dev/null 2>&1 || die "seed $seed is not a valid bundle to start from"
+    if [[ "$ORACLE" -eq 1 ]] && ! python3 "$REFERENCE" inspect "$seed" >/dev/null; then
+        die "the reference refuses seed $seed: $(python3 "$REFERENCE" inspect "$seed" | head -1)"
+    fi
 done
 
-cat >"$WORK/mutate.py" <<'PY'
-import random, struct, sys, zlib
-
-def mutate(data, rng):
-    data = bytearray(data)
-    for _ in range(rng.randint(1, 4)):
-        kind = rng.randrange(6)
-        n = len(data)
-        if kind == 0 and n:                      # flip one bit
-            data[rng.randrange(n)] ^= 1 << rng.randrange(8)
-        elif kind == 1 and n:                    # overwrite a byte with an interesting value
-            data[rng.randrange(n)] = rng.choice([0x00, 0x01, 0x7f, 0x80, 0xff, rng.randrange(256)])
-        elif kind == 2:                          # truncate
-            del data[rng.randrange(n + 1):]
-        elif kind == 3:                          # insert random bytes
-            at = rng.randrange(n + 1)
-            data[at:at] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
-        elif kind == 4 and n:                    # duplicate a range
-            a = rng.randrange(n); b = min(n, a + rng.randint(1, 64))
-            data[a:a] = data[a:b]
-        elif kind == 5 and n:                    # delete a range
-            a = rng.randrange(n); del data[a:a + rng.randint(1, 16)]
-    return bytes(data)
-
-def deep(bundle, rng):
-    header_length = struct.unpack_from("<I", bundle, 10)[0]
-    header = bytearray(bundle[:header_length])
-    payload = zlib.decompress(bundle[header_length:])
-    payload = mutate(payload, rng)
-    compressed = zlib.compress(payload, 6)
-    change_count = struct.unpack_from("<Q", header, 32)[0]
-    # Keep the header plausible (at least 7 bytes per change) so the payload decoder gets its turn.
-    uncompressed = max(len(payload), 7 * change_count + 1)
-    struct.pack_into("<QQI", header, 40, len(compressed), uncompressed, zlib.crc32(compressed))
-    struct.pack_into("<I", header, header_length - 4, zlib.crc32(bytes(header[:header_length - 4])))
-    return bytes(header) + compressed
-
-src, dst, seed, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-rng = random.Random(seed)
-data = open(src, "rb").read()
-open(dst, "wb").write(deep(data, rng) if mode == "deep" else mutate(data, rng))
-PY
-
 mkdir -p "$CRASHES"
-refused=0; accepted=0; crashed=0
+refused=0; accepted=0; crashed=0; agreed=0; disagreed=0
+declare -A by_mode
 for ((i = 0; i < ITERATIONS; i++)); do
     seed_file="${SEEDS[$((i % ${#SEEDS[@]}))]}"
-    mode=raw; ((i % 2)) && mode=deep
+    modes=(raw repair deep)
+    mode="${modes[$(((i / ${#SEEDS[@]}) % 3))]}"
     mutant="$WORK/mutant.bundle"
-    python3 "$WORK/mutate.py" "$seed_file" "$mutant" "$((SEED * 1000003 + i))" "$mode"
+    python3 "$REFERENCE" mutate "$seed_file" "$mutant" "$((SEED * 1000003 + i))" "$mode"
     set +e
     timeout 20 "$READERSYNC" bundle inspect "$mutant" >"$WORK/out" 2>"$WORK/err"
     code=$?
     set -e
     case "$code" in
-        0) accepted=$((accepted + 1)) ;;
+        0) accepted=$((accepted + 1)); by_mode[$mode-accepted]=$((${by_mode[$mode-accepted]:-0} + 1)) ;;
         126 | 127) die "cannot run $READERSYNC (exit $code): $(head -c 500 "$WORK/err")" ;;
-        1) if grep -q "error:" "$WORK/err"; then refused=$((refused + 1)); else code=-1; fi ;;
+        1) if grep -q "^readersync: error: " "$WORK/err"; then
+               refused=$((refused + 1)); by_mode[$mode-refused]=$((${by_mode[$mode-refused]:-0} + 1))
+           else
+               code=-1
+           fi ;;
     esac
     if [[ "$code" != 0 && "$code" != 1 ]]; then
         crashed=$((crashed + 1))
@@ -137,9 +112,33 @@ for ((i = 0; i < ITERATIONS; i++)); do
         cp "$mutant" "$keep"
         printf 'CRASH (exit %s, %s mutant %d): kept %s\n' "$code" "$mode" "$i" "$keep" >&2
         head -c 2000 "$WORK/err" >&2
+        continue
+    fi
+    if [[ "$ORACLE" -eq 1 ]]; then
+        if [[ "$code" == 0 ]]; then mine="accepted"; else mine="$(sed -n 's/^readersync: error: //p' "$WORK/err" | head -1)"; fi
+        set +e
+        theirs="$(python3 "$REFERENCE" inspect "$mutant" 2>&1)"
+        reference_code=$?
+        set -e
+        if [[ "$reference_code" == 0 ]]; then theirs="accepted"; else theirs="${theirs#error: }"; fi
+        if [[ "$mine" == "$theirs" ]]; then
+            agreed=$((agreed + 1))
+        else
+            disagreed=$((disagreed + 1))
+            keep="$CRASHES/disagreement-seed$SEED-$i-$mode.bundle"
+            cp "$mutant" "$keep"
+            printf 'DISAGREEMENT (%s mutant %d, kept %s)\n  readersync: %s\n  reference:  %s\n' \
+                "$mode" "$i" "$keep" "$mine" "$(head -c 400 <<<"$theirs")" >&2
+        fi
     fi
 done
 
 printf 'fuzz-bundles: %d mutants: %d refused, %d accepted, %d crashed or hung\n' \
     "$ITERATIONS" "$refused" "$accepted" "$crashed"
-[[ "$crashed" -eq 0 ]]
+for mode in raw repair deep; do
+    printf '  %-6s %d refused, %d accepted\n' "$mode" "${by_mode[$mode-refused]:-0}" "${by_mode[$mode-accepted]:-0}"
+done
+if [[ "$ORACLE" -eq 1 ]]; then
+    printf '  oracle (Tools/Fuzz/rsbundle.py): %d agreed, %d disagreed\n' "$agreed" "$disagreed"
+fi
+[[ "$crashed" -eq 0 && "$disagreed" -eq 0 ]]

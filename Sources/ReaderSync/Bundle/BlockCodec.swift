@@ -1,7 +1,7 @@
 import Foundation
 
-// The payload's blocks: eight columns per block (`Schemas/bundle-format.md` §4), and the checks every change
-// passes on the way in and out.
+// The payload's blocks: nine columns per block in format 2, eight in format 1 (`Schemas/bundle-format.md` §5 and
+// Appendix A), and the checks every change passes on the way in and out.
 
 /// One decoded block, column by column, as the merge path consumes it: keys are indexes into the bundle's
 /// key table (``BundleKeyTable``), origins indexes into the header's origin table.
@@ -19,7 +19,8 @@ struct DecodedBlock {
 }
 
 /// The keys of a bundle, interned byte for byte: format 2 carries one table for the whole bundle (a key's text
-/// once per bundle); format 1 one per block, which the reader merges into one so both look alike.
+/// once per bundle, a repeated text is refused); format 1 one per block, which the reader merges into one so both
+/// look alike.
 struct BundleKeyTable {
     private(set) var keys: [String] = []
     private var index: [ByteString: Int32] = [:]
@@ -29,15 +30,18 @@ struct BundleKeyTable {
 
     subscript(i: Int32) -> String { keys[Int(i)] }
 
-    /// Appends a key (format 2: every new key is new by construction).
-    mutating func append(_ key: String) -> Int32 {
+    /// Appends a key the table does not hold.
+    private mutating func append(_ key: String) -> Int32 {
         let id = Int32(keys.count)
         keys.append(key)
         totalBytes += key.utf8.count
         return id
     }
 
-    /// The index of `key`, adding it if new (format 1, and writers).
+    /// The index of `key`, if the table holds it.
+    func id(of key: String) -> Int32? { index[ByteString(key)] }
+
+    /// The index of `key`, adding it if new.
     mutating func intern(_ key: String) -> (id: Int32, isNew: Bool) {
         let bytes = ByteString(key)
         if let id = index[bytes] { return (id, false) }
@@ -96,44 +100,66 @@ extension BundleFormat {
 
     // MARK: Encoding (format 2)
 
-    /// Builds one block's columns, one change at a time (format 2). See the spec for the column layout.
+    /// Builds one block's columns, one change at a time (format 2). See the spec (§5) for the column layout.
     struct BlockEncoder {
         private(set) var count = 0
         private var originColumn = ByteWriter()
         private var seqColumn = ByteWriter()
-        private var hlcColumn = ByteWriter()
+        /// The hlc column's entries before they are split into byte planes: `zigzag(Δmillis) << 1 | hasCounter`.
+        private var hlcEntries: [UInt64] = []
+        private var hlcMaximum: UInt64 = 0
+        private var counterColumn = ByteWriter()
         private var entityColumn = ByteWriter()
         private var keyColumn = ByteWriter()
+        private var keyTextColumn = ByteWriter()
         private var fieldColumn = ByteWriter()
         private var tagColumn = ByteWriter()
         private var valueColumn = ByteWriter()
         private var lastSeq: [Int: UInt64] = [:]
+        private var baseMillis: UInt64 = 0
         private var lastMillis: UInt64 = 0
         private var lastInt: Int64 = 0
 
+        /// The number of bytes each hlc entry takes in the planes: the fewest that hold the largest (at least 1).
+        private var hlcWidth: Int { max(1, (64 - hlcMaximum.leadingZeroBitCount + 7) / 8) }
+
         /// The size of the block body so far.
         var bodyLength: Int {
-            originColumn.bytes.count + seqColumn.bytes.count + hlcColumn.bytes.count + entityColumn.bytes.count
-                + keyColumn.bytes.count + fieldColumn.bytes.count + tagColumn.bytes.count + valueColumn.bytes.count
+            guard count > 0 else { return 0 }
+            let hlcLength = BundleFormat.varintLength(baseMillis) + 1 + hlcWidth * count + counterColumn.bytes.count
+            return originColumn.bytes.count + seqColumn.bytes.count + hlcLength + entityColumn.bytes.count
+                + keyColumn.bytes.count + keyTextColumn.bytes.count + fieldColumn.bytes.count + tagColumn.bytes.count
+                + valueColumn.bytes.count
         }
 
         /// Adds a change whose origin has index `originIndex` and whose key is entry `keyID` of the bundle's
-        /// key table (`isNewKey`: written here for the first time). No validation.
-        mutating func append(_ change: Change, field: FieldCode, originIndex: Int, keyID: Int32, isNewKey: Bool) {
+        /// key table, which holds `tableSize` keys (`isNewKey`: the key was just added as its last entry, and is
+        /// written here for the first time). No validation.
+        mutating func append(_ change: Change, field: FieldCode, originIndex: Int, keyID: Int32, isNewKey: Bool,
+                             tableSize: Int) {
+            let millis = change.hlc.millis
+            let counter = change.hlc.counter
+            if count == 0 {
+                baseMillis = millis
+                lastMillis = millis
+            }
             count += 1
             originColumn.varint(UInt64(originIndex))
             let previousSeq = lastSeq[originIndex] ?? 0
             seqColumn.signed(Int64(bitPattern: change.seq &- previousSeq))
             lastSeq[originIndex] = change.seq
-            let millis = change.hlc.millis
-            let counter = change.hlc.counter
-            let delta = BundleFormat.zigzag(Int64(bitPattern: millis &- lastMillis))
-            hlcColumn.varint(delta << 1 | (counter == 0 ? 0 : 1))
-            if counter != 0 { hlcColumn.varint(UInt64(counter)) }
+            let entry = BundleFormat.zigzag(Int64(bitPattern: millis &- lastMillis)) << 1 | (counter == 0 ? 0 : 1)
+            hlcEntries.append(entry)
+            hlcMaximum = max(hlcMaximum, entry)
+            if counter != 0 { counterColumn.varint(UInt64(counter)) }
             lastMillis = millis
             entityColumn.u8(change.entity.rawValue)
-            keyColumn.varint(UInt64(keyID))
-            if isNewKey { keyColumn.string(Array(change.key.utf8)) }
+            if isNewKey {
+                keyColumn.varint(0)
+                keyTextColumn.string(change.key)
+            } else {
+                keyColumn.varint(UInt64(tableSize) - UInt64(keyID))
+            }
             fieldColumn.u8(field.rawValue)
             switch change.value {
             case .null:
@@ -162,7 +188,7 @@ extension BundleFormat {
                 }
             case .string(let s):
                 tagColumn.u8(ValueTag.string.rawValue)
-                valueColumn.string(Array(s.utf8))
+                valueColumn.string(s)
             }
         }
 
@@ -172,7 +198,18 @@ extension BundleFormat {
             w.varint(UInt64(count))
             w.varint(UInt64(bodyLength))
             w.bytes.reserveCapacity(w.bytes.count + bodyLength)
-            for column in [originColumn, seqColumn, hlcColumn, entityColumn, keyColumn, fieldColumn, tagColumn, valueColumn] {
+            w.raw(originColumn.bytes)
+            w.raw(seqColumn.bytes)
+            // The hlc column: base millis, plane width, the planes (byte j of every entry, j = 0 first), counters.
+            w.varint(baseMillis)
+            let width = hlcWidth
+            w.u8(UInt8(width))
+            for plane in 0..<width {
+                let shift = UInt64(8 * plane)
+                for entry in hlcEntries { w.u8(UInt8(truncatingIfNeeded: entry >> shift)) }
+            }
+            w.raw(counterColumn.bytes)
+            for column in [entityColumn, keyColumn, keyTextColumn, fieldColumn, tagColumn, valueColumn] {
                 w.raw(column.bytes)
             }
             self = BlockEncoder()
@@ -193,6 +230,26 @@ extension BundleFormat {
             if (Double(m) / powersOfTen[e]).bitPattern == d.bitPattern { return (m, UInt8(e)) }
         }
         return nil
+    }
+
+    /// Decodes one hlc entry (`zigzag(Δmillis) << 1 | hasCounter`, then the counter from `r` when flagged)
+    /// into a packed timestamp, advancing `lastMillis`.
+    private static func hlc(_ entry: UInt64, after lastMillis: inout Int64, _ r: inout ByteReader,
+                            number: UInt64) throws -> UInt64 {
+        let delta = unzigzag(entry >> 1)
+        let (millis, overflow) = lastMillis.addingReportingOverflow(delta)
+        guard !overflow, millis >= 0, millis < 1 << 48 else {
+            throw ReaderSyncError.invalidBundle("change \(number): hlc milliseconds out of range")
+        }
+        var counter: UInt64 = 0
+        if entry & 1 == 1 {
+            counter = try r.varint("the hlc counter of change \(number)")
+            guard counter >= 1, counter <= UInt64(UInt16.max) else {
+                throw ReaderSyncError.invalidBundle("change \(number): hlc counter \(counter) out of range (1…65535)")
+            }
+        }
+        lastMillis = millis
+        return UInt64(millis) << 16 | counter
     }
 
     // MARK: Decoding
@@ -222,23 +279,30 @@ extension BundleFormat {
             seqs[i] = seq
         }
         var hlcs = [UInt64](repeating: 0, count: count)
-        var lastMillis: Int64 = 0
-        for i in 0..<count {
-            let packed = try r.varint("the hlc of change \(number(i))")
-            let delta = unzigzag(packed >> 1)
-            let (millis, overflow) = lastMillis.addingReportingOverflow(delta)
-            guard !overflow, millis >= 0, millis < 1 << 48 else {
-                throw ReaderSyncError.invalidBundle("change \(number(i)): hlc milliseconds out of range")
+        if version >= 2 {
+            // Base millis, plane width, `width` planes of `count` bytes (byte j of every entry), then counters.
+            let base = try r.varint("the hlc base of block \(blockNumber)")
+            guard base < 1 << 48 else {
+                throw ReaderSyncError.invalidBundle("bundle payload is corrupt: block \(blockNumber): hlc base \(base) is out of range")
             }
-            var counter: UInt64 = 0
-            if packed & 1 == 1 {
-                counter = try r.varint("the hlc counter of change \(number(i))")
-                guard counter >= 1, counter <= UInt64(UInt16.max) else {
-                    throw ReaderSyncError.invalidBundle("change \(number(i)): hlc counter \(counter) out of range (1…65535)")
-                }
+            let width = Int(try r.u8("the hlc width of block \(blockNumber)"))
+            guard (1...8).contains(width) else {
+                throw ReaderSyncError.invalidBundle("bundle payload is corrupt: block \(blockNumber): hlc width \(width) is not 1…8")
             }
-            lastMillis = millis
-            hlcs[i] = UInt64(millis) << 16 | counter
+            let planes = try r.raw(width * count, "the hlc planes of block \(blockNumber)")
+            let start = planes.startIndex
+            var lastMillis = Int64(base)
+            for i in 0..<count {
+                var entry: UInt64 = 0
+                for plane in 0..<width { entry |= UInt64(planes[start + plane * count + i]) << UInt64(8 * plane) }
+                hlcs[i] = try hlc(entry, after: &lastMillis, &r, number: number(i))
+            }
+        } else {
+            var lastMillis: Int64 = 0
+            for i in 0..<count {
+                let entry = try r.varint("the hlc of change \(number(i))")
+                hlcs[i] = try hlc(entry, after: &lastMillis, &r, number: number(i))
+            }
         }
         var entities = [EntityKind](repeating: .article, count: count)
         for i in 0..<count {
@@ -251,22 +315,36 @@ extension BundleFormat {
         var keyColumn = [Int32](repeating: 0, count: count)
         var fields = [FieldCode](repeating: .content, count: count)
         if version >= 2 {
+            // Key references: 0 introduces the next key of the table (its text follows in the key-text column),
+            // r ≥ 1 names the key added r-th most recently.
+            var size = keys.count
+            var introducedBy: [Int] = []
             for i in 0..<count {
-                let id = try r.varint("the key of change \(number(i))")
-                if id < UInt64(keys.count) {
-                    keyColumn[i] = Int32(id)
-                } else if id == UInt64(keys.count) {
-                    guard keys.count < maxKeyTableEntries else {
+                let reference = try r.varint("the key of change \(number(i))")
+                if reference == 0 {
+                    guard size < maxKeyTableEntries else {
                         throw ReaderSyncError.invalidBundle("change \(number(i)): the bundle's key table is full (\(maxKeyTableEntries) keys)")
                     }
-                    let text = try r.string(limit: maxKeyBytes, "the key of change \(number(i))")
-                    guard keys.totalBytes + text.utf8.count <= maxKeyTableBytes else {
-                        throw ReaderSyncError.invalidBundle("change \(number(i)): the bundle's keys pass \(maxKeyTableBytes) bytes")
-                    }
-                    keyColumn[i] = keys.append(text)
+                    keyColumn[i] = Int32(size)
+                    size += 1
+                    introducedBy.append(i)
                 } else {
+                    guard reference <= UInt64(size) else {
+                        throw ReaderSyncError.invalidBundle(
+                            "change \(number(i)): key reference \(reference) is past the bundle's key table (\(size) entries)")
+                    }
+                    keyColumn[i] = Int32(UInt64(size) - reference)
+                }
+            }
+            for i in introducedBy {
+                let text = try r.string(limit: maxKeyBytes, "the key of change \(number(i))")
+                guard keys.totalBytes + text.utf8.count <= maxKeyTableBytes else {
+                    throw ReaderSyncError.invalidBundle("change \(number(i)): the bundle's keys pass \(maxKeyTableBytes) bytes")
+                }
+                let (id, isNew) = keys.intern(text)
+                guard isNew else {
                     throw ReaderSyncError.invalidBundle(
-                        "change \(number(i)): key reference \(id) is past the bundle's key table (\(keys.count) entries)")
+                        "change \(number(i)): key '\(Keys.printable(text, limit: 60))' is already in the bundle's key table (entry \(id))")
                 }
             }
             for i in 0..<count {
@@ -286,6 +364,11 @@ extension BundleFormat {
                 } else if id == UInt64(blockKeys.count) {
                     let text = try r.string(limit: maxStringBytes, "the key of change \(number(i))")
                     let interned = keys.intern(text).id
+                    // The merged table is bounded like a format-2 one, so memory stays bounded.
+                    guard keys.count <= maxKeyTableEntries, keys.totalBytes <= maxKeyTableBytes else {
+                        throw ReaderSyncError.invalidBundle(
+                            "change \(number(i)): the bundle holds more than \(maxKeyTableEntries) keys or \(maxKeyTableBytes) bytes of keys")
+                    }
                     blockKeys.append(interned)
                     keyColumn[i] = interned
                 } else {

@@ -252,6 +252,23 @@ enum BundleFormat {
         return index
     }
 
+    /// Checks a writer's acknowledgements against what a reader accepts: at most two, accounts within the limit,
+    /// seqs at most 2^63 − 1.
+    static func checkAcknowledgements(_ acknowledgements: [BundleAcknowledgement], context: String) throws {
+        func fail(_ message: String) -> ReaderSyncError { .invalidBundle("\(context): \(message)") }
+        guard acknowledgements.count <= maxAcknowledgements else {
+            throw fail("\(acknowledgements.count) acknowledgements (limit \(maxAcknowledgements))")
+        }
+        for (i, ack) in acknowledgements.enumerated() {
+            guard ack.account.utf8.count <= maxAccountBytes else {
+                throw fail("the account of acknowledgement \(i) is \(ack.account.utf8.count) bytes long (limit \(maxAccountBytes))")
+            }
+            guard ack.seq <= maxSeq else {
+                throw fail("acknowledgement \(i) claims seq \(ack.seq), past \(maxSeq)")
+            }
+        }
+    }
+
     /// Encodes `header` (whose tables are valid: see ``indexTables(account:origins:ranges:context:)``).
     static func encodeHeader(_ header: BundleHeader) throws -> [UInt8] {
         let version = header.formatVersion

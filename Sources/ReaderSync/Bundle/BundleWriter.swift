@@ -36,12 +36,14 @@ final class BundleWriter {
     /// A payload past 1 MiB spools to a temporary file in `spoolDirectory` (default: the system's
     /// temporary directory), removed when the writer finishes or goes away.
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` for duplicate origins or ranges, a range whose
-    ///   origin is not listed, a range with `from > to`, or tables past the format's limits.
+    ///   origin is not listed, a range with `from > to` or past 2^63 − 1, more than two acknowledgements or one
+    ///   past 2^63 − 1, or tables past the format's limits.
     init(source: ReplicaID, account: String, schemaVersion: UInt16, writtenAtMillis: Int64? = nil,
          origins: [BundleOriginInfo], ranges: [KnowledgeRange], acknowledgements: [BundleAcknowledgement] = [],
          spoolDirectory: URL? = nil) throws {
         originIndex = try BundleFormat.indexTables(account: account, origins: origins, ranges: ranges,
                                                    context: "cannot write bundle")
+        try BundleFormat.checkAcknowledgements(acknowledgements, context: "cannot write bundle")
         let length = BundleFormat.headerLength(version: BundleFormat.currentVersion, account: account, origins: origins,
                                                rangeCount: ranges.count, acknowledgements: acknowledgements)
         guard length <= BundleFormat.maxHeaderLength else {
@@ -54,7 +56,7 @@ final class BundleWriter {
         self.origins = origins
         self.ranges = ranges
         self.writtenAtMillis = writtenAtMillis
-        self.acknowledgements = Array(acknowledgements.prefix(BundleFormat.maxAcknowledgements))
+        self.acknowledgements = acknowledgements
         spool = Spool(directory: spoolDirectory ?? FileManager.default.temporaryDirectory)
         validator = BundleFormat.ChangeValidator(origins: origins, ranges: ranges, originIndex: originIndex)
         do {
@@ -90,18 +92,20 @@ final class BundleWriter {
         guard let field = FieldCode(name: change.field, entity: change.entity) else {
             throw ReaderSyncError.invalidBundle("cannot write bundle: change \(number): field '\(change.field)' is not allowed for \(change.entity)")
         }
+        // Every check passes before any state changes, so a refused change leaves the writer usable.
+        if keys.id(of: change.key) == nil {
+            guard keys.count < BundleFormat.maxKeyTableEntries,
+                  keys.totalBytes + change.key.utf8.count <= BundleFormat.maxKeyTableBytes else {
+                throw ReaderSyncError.invalidBundle("cannot write bundle: more than \(BundleFormat.maxKeyTableEntries) keys or \(BundleFormat.maxKeyTableBytes) bytes of keys; split it")
+            }
+        }
         do {
             try validator.check(origin: Int32(index), seq: change.seq, entity: change.entity, field: field, number: number)
         } catch let error as ReaderSyncError {
             throw ReaderSyncError.invalidBundle("cannot write bundle: \(error.message)")
         }
         let (keyID, isNew) = keys.intern(change.key)
-        if isNew {
-            guard keys.count <= BundleFormat.maxKeyTableEntries, keys.totalBytes <= BundleFormat.maxKeyTableBytes else {
-                throw ReaderSyncError.invalidBundle("cannot write bundle: more than \(BundleFormat.maxKeyTableEntries) keys or \(BundleFormat.maxKeyTableBytes) bytes of keys; split it")
-            }
-        }
-        block.append(change, field: field, originIndex: index, keyID: keyID, isNewKey: isNew)
+        block.append(change, field: field, originIndex: index, keyID: keyID, isNewKey: isNew, tableSize: keys.count)
         changeCount = number
         if block.count >= BundleFormat.maxChangesPerBlock || block.bodyLength >= BundleFormat.targetBlockBodyLength {
             try flushBlock()

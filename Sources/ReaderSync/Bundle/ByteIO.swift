@@ -66,6 +66,15 @@ extension BundleFormat {
             varint(UInt64(utf8.count))
             bytes.append(contentsOf: utf8)
         }
+
+        /// Appends a varint byte length and the UTF-8 bytes of `text` (copied in one piece).
+        mutating func string(_ text: String) {
+            var text = text
+            text.withUTF8 { utf8 in
+                varint(UInt64(utf8.count))
+                bytes.append(contentsOf: utf8)
+            }
+        }
     }
 
     /// Bounds-checked little-endian input cursor. Every failure is a ``ReaderSyncError/invalidBundle(_:)``
