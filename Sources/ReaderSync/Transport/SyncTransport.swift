@@ -161,6 +161,17 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
     /// Reads a pull request body, naming the field at fault.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
     public static func decode(json data: Data) throws -> PullRequestBody {
+        // JSONDecoder says only "not valid JSON" for a number it cannot represent (a seq of 2^64, -1, 1.5), and reads
+        // `null` as an absent optional field: check both on the parsed tree first, naming the field.
+        if let tree = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed]) {
+            if let problem = numberProblem(in: tree, path: "") {
+                throw ReaderSyncError.invalidInput("not a pull request: \(problem)")
+            }
+            if let object = tree as? [String: Any], object["maxChanges"] is NSNull {
+                throw ReaderSyncError.invalidInput(
+                    "maxChanges must be an integer between 1 and \(maxChangesLimit), got null; leave it out for the server's default")
+            }
+        }
         let body: PullRequestBody
         do {
             body = try JSONDecoder().decode(PullRequestBody.self, from: data)
@@ -173,6 +184,37 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
             throw ReaderSyncError.invalidInput("maxChanges must be between 1 and \(maxChangesLimit), got \(maxChanges)")
         }
         return body
+    }
+
+    /// The first number in a parsed pull request that is not an integer from 0 to 2^64 − 1 (every number in
+    /// one is a sequence number or a page size), as `path: what is wrong`; nil if there is none.
+    private static func numberProblem(in value: Any, path: String) -> String? {
+        switch value {
+        case let object as [String: Any]:
+            for key in object.keys.sorted() {
+                if let value = object[key], let problem = numberProblem(in: value, path: path.isEmpty ? key : "\(path).\(key)") {
+                    return problem
+                }
+            }
+        case let array as [Any]:
+            for (index, element) in array.enumerated() {
+                if let problem = numberProblem(in: element, path: "\(path)[\(index)]") { return problem }
+            }
+        case let number as NSNumber:
+            let type = String(cString: number.objCType)
+            let place = path.isEmpty ? "top level" : path
+            let range = "numbers in a pull request are integers from 0 to \(UInt64.max)"
+            // Booleans ("c") are left to JSONDecoder, which names a wrong type itself.
+            if number is NSDecimalNumber || (["s", "i", "l", "q"].contains(type) && number.int64Value < 0) {
+                return "\(place): \(number) is out of range: \(range)"
+            }
+            if type == "d" || type == "f" {
+                return "\(place): \(number) is not an integer: \(range), written without a fraction or exponent"
+            }
+        default:
+            break
+        }
+        return nil
     }
 }
 
