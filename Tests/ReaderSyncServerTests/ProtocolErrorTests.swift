@@ -51,12 +51,14 @@ struct ProtocolErrorTests {
                "maxChanges must be an integer between 1 and 10000, got null; leave it out for the server's default"),
               (pullBody(seq: "18446744073709551616"),
                "not a pull request: knowledge.entries[0].seq: 18446744073709551616 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
+              (pullBody(seq: "1e30"),
+               "not a pull request: knowledge.entries[0].seq: 1e+30 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
               (pullBody(seq: "-1"),
                "not a pull request: knowledge.entries[0].seq: -1 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
               (pullBody(seq: "1.5"),
-               "not a pull request: knowledge.entries[0].seq: 1.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615, written without a fraction or exponent"),
+               "not a pull request: knowledge.entries[0].seq: 1.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615"),
               (pullBody(seq: "1", extra: #","maxChanges":25.5"#),
-               "not a pull request: maxChanges: 25.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615, written without a fraction or exponent"),
+               "not a pull request: maxChanges: 25.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615"),
               (pullBody(seq: "1", extra: #","maxChanges":0"#), "maxChanges must be between 1 and 10000, got 0"),
           ])
     func pullBodyValues(_ body: String, _ detail: String) async throws {
@@ -68,8 +70,10 @@ struct ProtocolErrorTests {
             let problem = try expectProblem(response, 400, slug: "invalid-request")
             #expect(problem.detail == detail)
         }
-        // The largest sequence number is a valid one.
+        // The largest sequence number is a valid one, and so are whole numbers written with a fraction or exponent.
         let largest = try PullRequestBody.decode(json: Data(Self.pullBody(seq: "18446744073709551615").utf8))
         #expect(largest.knowledge.total == UInt64.max)
+        let written = try PullRequestBody.decode(json: Data(Self.pullBody(seq: "1e3", extra: #","maxChanges":2.0"#).utf8))
+        #expect(written.knowledge.total == 1_000 && written.maxChanges == 2)
     }
 }
