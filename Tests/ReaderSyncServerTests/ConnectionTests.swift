@@ -8,8 +8,13 @@ import Testing
 /// Idle, slow and half-sent connections, the connection limit, and requests the HTTP parser refuses.
 @Suite("Connections")
 struct ConnectionTests {
-    /// Short timeouts, so that the in-process tests below finish in a few seconds.
-    static let quick = ConnectionLimits(headerTimeout: .seconds(1), bodyTimeout: .seconds(1), idleTimeout: .seconds(1))
+    /// Short timeouts, so that the in-process tests below finish in a few seconds. Idle is longer than the others,
+    /// so that a test client slowed down by a busy machine keeps its connection between two requests.
+    static let quick = ConnectionLimits(headerTimeout: .seconds(1), bodyTimeout: .seconds(1), idleTimeout: .seconds(3))
+
+    /// The longest any wait below may take: only an upper bound (each wait ends as soon as its condition holds),
+    /// generous because the whole suite runs in parallel on a small machine.
+    static let bound = 30.0
 
     /// The flood of the issue: idle connections, connections that stop half-way through a request head, and
     /// requests whose body stops short of its Content-Length (no token needed for any of them).
@@ -69,14 +74,14 @@ struct ConnectionTests {
             // Every connection is closed by the server: none before its timeout could have run out (10 s; the
             // server was holding it, not refusing it), none long after.
             let started = ContinuousClock.now
-            let lifetimes = try await offThread { waitUntilClosed(sockets, timeout: 60) }
+            let lifetimes = try await offThread { waitUntilClosed(sockets, timeout: 90) }
             let waited = ContinuousClock.now - started
             let closed = lifetimes.compactMap { $0 }
             #expect(closed.count == count, "the server closed \(closed.count) of \(count) connections")
             let shortest = closed.min() ?? 0
             let longest = closed.max() ?? 0
             #expect(shortest >= 9, "a connection was closed after \(shortest) s, before its 10 s timeout")
-            #expect(longest <= 40, "a connection stayed open \(longest) s")
+            #expect(longest <= 60, "a connection stayed open \(longest) s")
             #expect(peak >= baseline + 1_000, "the server never held many connections at once: \(baseline) → \(peak)")
             let after = try #require(openFileCount(pid: server.pid))
             #expect(after <= baseline + 4, "descriptors left open: \(baseline) → \(peak) → \(after)")
@@ -101,10 +106,11 @@ struct ConnectionTests {
                 let socket = try RawSocket(port: port)
                 try socket.send("POST /v1/sync/push HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(token)\r\n"
                     + "Content-Type: \(SyncHTTP.bundleMediaType)\r\nContent-Length: 100\r\n\r\n0123456789")
-                return socket.readUntilClosed(timeout: 10)
+                return socket.readUntilClosed(timeout: Self.bound)
             }
+            // Answered, where the flood of the issue got no answer in 25 s.
             #expect(closed)
-            #expect(ContinuousClock.now - started < .seconds(8))
+            #expect(ContinuousClock.now - started < .seconds(25))
             let response = try #require(RawResponse(parsing: data))
             #expect(response.status == 408)
             #expect(response.headers["content-type"] == SyncHTTP.problemMediaType)
@@ -123,7 +129,7 @@ struct ConnectionTests {
             let (data, closed) = try await offThread {
                 let socket = try RawSocket(port: port)
                 try socket.send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\nAcc")
-                return socket.readUntilClosed(timeout: 10)
+                return socket.readUntilClosed(timeout: Self.bound)
             }
             #expect(closed)
             let response = try #require(RawResponse(parsing: data))
@@ -139,7 +145,7 @@ struct ConnectionTests {
         try await withLiveServer(store: fixture.store, configuration: ServerConfiguration(connections: Self.quick)) { url in
             let port = try #require(URL(string: url)?.port)
             let idle = try await offThread {
-                try RawSocket(port: port).readUntilClosed(timeout: 10)
+                try RawSocket(port: port).readUntilClosed(timeout: Self.bound)
             }
             #expect(idle.closed)
             #expect(idle.data.isEmpty)
@@ -148,10 +154,10 @@ struct ConnectionTests {
                 let socket = try RawSocket(port: port)
                 let request = "GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
                 try socket.send(request)
-                let first = try socket.readResponse(timeout: 10)
+                let first = try socket.readResponse(timeout: Self.bound)
                 try socket.send(request)
-                let second = try socket.readResponse(timeout: 10)
-                return (first.status, second.status, socket.readUntilClosed(timeout: 10).closed)
+                let second = try socket.readResponse(timeout: Self.bound)
+                return (first.status, second.status, socket.readUntilClosed(timeout: Self.bound).closed)
             }
             #expect(first == 200 && second == 200)
             #expect(closedAfter)
@@ -171,12 +177,12 @@ struct ConnectionTests {
                 let held = try (0..<2).map { _ in
                     let socket = try RawSocket(port: port)
                     try socket.send(request)
-                    _ = try socket.readResponse(timeout: 10)
+                    _ = try socket.readResponse(timeout: Self.bound)
                     return socket
                 }
                 let third = try RawSocket(port: port)
                 try third.send(request)
-                let response = try third.readResponse(timeout: 10)
+                let response = try third.readResponse(timeout: Self.bound)
                 return (response.status, held.map { $0.isClosedByPeer() })
             }
             #expect(status == 200)
@@ -196,7 +202,7 @@ struct ConnectionTests {
                 let (data, closed) = try await offThread {
                     let socket = try RawSocket(port: port)
                     try socket.send(request)
-                    return socket.readUntilClosed(timeout: 10)
+                    return socket.readUntilClosed(timeout: Self.bound)
                 }
                 #expect(closed)
                 let response = try #require(RawResponse(parsing: data))

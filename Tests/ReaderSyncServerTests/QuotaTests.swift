@@ -180,6 +180,12 @@ struct QuotaTests {
                     try await device.sync(using: hasty, options: ServerSyncOptions(pushPageChanges: 20))
                 }
                 #expect(tooLong?.message == "\(url) refused (429): account alice has pushed its limit of 20 new changes in the last minute; it asks to wait 60 s, longer than this client waits (30 s); try again later")
+                let never = try URLSessionTransport(url: url, token: alice.token, retry: .never,
+                                                    sleep: { _ in Issue.record("waited with RetryPolicy.never") })
+                let atOnce = await #expect(throws: ReaderSyncError.self) {
+                    try await device.sync(using: never, options: ServerSyncOptions(pushPageChanges: 20))
+                }
+                #expect(atOnce?.message == "\(url) refused (429): account alice has pushed its limit of 20 new changes in the last minute; try again in 60 s")
             }
             #expect(try await Self.commentCount(store) == 10)  // the first page
         }

@@ -126,7 +126,7 @@ struct TLSTests {
             let plain = try await offThread {
                 let socket = try RawSocket(port: port)
                 try socket.send("GET /v1/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-                return socket.readUntilClosed(timeout: 10)
+                return socket.readUntilClosed(timeout: 30)
             }
             #expect(plain.closed)
             #expect(!String(decoding: plain.data, as: UTF8.self).hasPrefix("HTTP/1.1 200"))

@@ -112,8 +112,9 @@ public struct URLSessionTransport: SyncTransport {
             let seconds = Int(delay.rounded(.up))
             guard retries < retry.maxRetries else {
                 let tries = retry.maxRetries == 1 ? "1 retry" : "\(retry.maxRetries) retries"
+                let refuses = retry.maxRetries == 0 ? "refused" : "still refuses after \(tries)"
                 throw ReaderSyncError.transport(
-                    "\(server) still refuses after \(tries) (\(response.status)): \(detail); try again in \(seconds) s")
+                    "\(server) \(refuses) (\(response.status)): \(detail); try again in \(seconds) s")
             }
             guard delay <= retry.maxDelay else {
                 throw ReaderSyncError.transport(
