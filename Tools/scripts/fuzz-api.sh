@@ -56,6 +56,8 @@ url="$(sed -n 's/^listening on //p' "$work/serve.out")"
 [[ -n "$url" ]] || die "the server did not print its address"
 
 echo "fuzzing $url with $EXAMPLES examples per operation"
+# From the temporary directory, so that schemathesis's cache (.schemathesis/) goes away with it.
+cd "$work"
 SCHEMATHESIS_HOOKS="$ROOT/Tools/scripts/schemathesis-hooks.py" schemathesis --config-file "$ROOT/Tools/scripts/schemathesis.toml" run "$ROOT/Schemas/openapi.yaml" \
     --url "$url" --header "Authorization: Bearer $token" --checks all --max-examples "$EXAMPLES" \
     --seed 1 --request-timeout 30
