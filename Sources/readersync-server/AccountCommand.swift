@@ -5,8 +5,8 @@ import ReaderSyncServer
 
 struct AccountCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "account", abstract: "Add, list and revoke the accounts that may sync.",
-        subcommands: [Add.self, List.self, Revoke.self])
+        commandName: "account", abstract: "Add, list, revoke and rotate the tokens of the accounts that may sync.",
+        subcommands: [Add.self, List.self, Revoke.self, Rotate.self])
 
     struct Add: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -21,7 +21,7 @@ struct AccountCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                let added = try await store.open().addAccount(name: name, role: AccountRole(rawValue: role) ?? .reader)
+                let added = try await store.open(createIfMissing: true).addAccount(name: name, role: AccountRole(rawValue: role) ?? .reader)
                 say("added account \(added.account.name) (\(added.account.role)); its token is shown only once:")
                 say(added.token)
             }
@@ -34,7 +34,7 @@ struct AccountCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                let accounts = try await store.open().accounts()
+                let accounts = try await store.open(createIfMissing: false).accounts()
                 if accounts.isEmpty { say("(no accounts)"); return }
                 let width = accounts.map(\.name.count).max() ?? 0
                 for account in accounts {
@@ -54,8 +54,23 @@ struct AccountCommand: AsyncParsableCommand {
 
         func run() async throws {
             try await reporting {
-                let account = try await store.open().revokeAccount(name: name)
+                let account = try await store.open(createIfMissing: false).revokeAccount(name: name)
                 say("revoked account \(account.name)")
+            }
+        }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Give an account a new token (the last word of the output; shown only once). The old token stops working at once, even in a running server; a revoked account is active again.")
+        @OptionGroup var store: StoreOptions
+        @Argument(help: "The account name.") var name: String
+
+        func run() async throws {
+            try await reporting {
+                let rotated = try await store.open(createIfMissing: false).rotateToken(name: name)
+                say("new token for account \(rotated.account.name) (\(rotated.account.role)); the old one no longer works; shown only once:")
+                say(rotated.token)
             }
         }
     }

@@ -12,7 +12,8 @@ struct ServerCommand: AsyncParsableCommand {
         commandName: "readersync-server",
         abstract: "The ReaderSync reference sync server: serve HTTP sync, manage accounts, publish articles.",
         discussion: """
-            Every command works on one server store, chosen by --db (default: $READERSYNC_SERVER_DB).
+            Every command works on one server store, chosen by --db (default: $READERSYNC_SERVER_DB). Only serve, \
+            account add and import create a missing store file; the other commands refuse it.
             Errors print one line on stderr and exit non-zero: 1 for a failed operation, 64 for bad usage.
             """,
         subcommands: [ServeCommand.self, AccountCommand.self, ImportCommand.self]
@@ -21,7 +22,8 @@ struct ServerCommand: AsyncParsableCommand {
 
 /// The store every command works on.
 struct StoreOptions: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The server store file (created if missing).", valueName: "path"))
+    @Option(name: .long, help: ArgumentHelp(
+        "The server store file (serve, account add and import create it if missing).", valueName: "path"))
     var db: String?
 
     /// --db, else $READERSYNC_SERVER_DB.
@@ -34,8 +36,15 @@ struct StoreOptions: ParsableArguments {
         guard !path.isEmpty else { throw ValidationError("give the store with --db PATH (or set READERSYNC_SERVER_DB)") }
     }
 
-    func open() throws -> SQLiteServerStore {
-        try SQLiteServerStore(path: path)
+    /// Opens the store; a missing file is created only if `createIfMissing` (serve, account add, import), else
+    /// refused with a message naming it.
+    func open(createIfMissing: Bool) throws -> SQLiteServerStore {
+        do {
+            return try SQLiteServerStore(path: path, createIfMissing: createIfMissing)
+        } catch let error as ServerStoreError where error.kind == .notFound {
+            throw ServerStoreError(.notFound,
+                                   "no server store at \(path) (the file does not exist); 'account add' or 'import' creates one")
+        }
     }
 }
 
@@ -46,6 +55,8 @@ func reporting(_ body: () async throws -> Void) async throws {
     } catch let error as ServerStoreError {
         throw fail(error.message)
     } catch let error as ReaderSyncError {
+        throw fail(error.message)
+    } catch let error as ServerSetupError {
         throw fail(error.message)
     }
 }

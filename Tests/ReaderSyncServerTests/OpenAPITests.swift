@@ -51,11 +51,15 @@ struct OpenAPITests {
     func problemTypesDocumented() throws {
         let text = try String(contentsOf: Self.packageRoot.appendingPathComponent("Schemas/openapi.yaml"), encoding: .utf8)
         for slug in ["not-found", "unauthorized", "forbidden", "invalid-request", "invalid-bundle", "missing-changes",
-                     "clock-skew", "content-too-large", "unsupported-media-type", "internal"] {
+                     "clock-skew", "content-too-large", "unsupported-media-type", "internal", "method-not-allowed",
+                     "too-many-changes", "comment-too-long", "rate-limited", "request-timeout", "header-too-large"] {
             #expect(text.contains(slug), "\(slug) is not documented")
         }
         #expect(text.contains("openapi: 3.1"))
         #expect(text.contains(SyncHTTP.completeHeader))
         #expect(text.contains(SyncHTTP.bundleMediaType))
+        for status in ["MethodNotAllowed:", "\"408\"", "\"413\"", "\"429\"", "\"431\"", "Retry-After:", "Allow:"] {
+            #expect(text.contains(status), "\(status) is not documented")
+        }
     }
 }

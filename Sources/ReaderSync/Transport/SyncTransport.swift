@@ -161,10 +161,25 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
     /// Reads a pull request body, naming the field at fault.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
     public static func decode(json data: Data) throws -> PullRequestBody {
+        // JSONDecoder reads `null` as an absent optional field, and says only "not valid JSON" for a number it cannot
+        // represent (a seq of 2^64, -1, 1.5): both are checked on the parsed tree, naming the field. Unknown fields
+        // are ignored, as JSONDecoder ignores them.
+        let tree = try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
+        if let object = tree as? [String: Any], object["maxChanges"] is NSNull {
+            throw ReaderSyncError.invalidInput(
+                "maxChanges must be an integer between 1 and \(maxChangesLimit), got null; leave it out for the server's default")
+        }
         let body: PullRequestBody
         do {
             body = try JSONDecoder().decode(PullRequestBody.self, from: data)
         } catch let error as DecodingError {
+            if let object = tree as? [String: Any] {
+                for key in CodingKeys.allCases.map(\.stringValue) {
+                    if let value = object[key], let problem = numberProblem(in: value, path: key) {
+                        throw ReaderSyncError.invalidInput("not a pull request: \(problem)")
+                    }
+                }
+            }
             throw ReaderSyncError.invalidInput("not a pull request: \(describe(error))")
         } catch {
             throw ReaderSyncError.invalidInput("not a pull request: the body is not JSON")
@@ -173,6 +188,42 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
             throw ReaderSyncError.invalidInput("maxChanges must be between 1 and \(maxChangesLimit), got \(maxChanges)")
         }
         return body
+    }
+
+    private enum CodingKeys: String, CodingKey, CaseIterable { case knowledge, maxChanges }
+
+    /// The first number in a parsed pull request that is not an integer from 0 to 2^64 − 1 (every number in
+    /// one is a sequence number or a page size), as `path: what is wrong`; nil if there is none.
+    private static func numberProblem(in value: Any, path: String) -> String? {
+        switch value {
+        case let object as [String: Any]:
+            for key in object.keys.sorted() {
+                if let value = object[key], let problem = numberProblem(in: value, path: path.isEmpty ? key : "\(path).\(key)") {
+                    return problem
+                }
+            }
+        case let array as [Any]:
+            for (index, element) in array.enumerated() {
+                if let problem = numberProblem(in: element, path: "\(path)[\(index)]") { return problem }
+            }
+        case let number as NSNumber:
+            let type = String(cString: number.objCType)
+            let place = path.isEmpty ? "top level" : path
+            let range = "numbers in a pull request are integers from 0 to \(UInt64.max)"
+            // Booleans ("c") are left to JSONDecoder, which names a wrong type itself.
+            if number is NSDecimalNumber || (["s", "i", "l", "q"].contains(type) && number.int64Value < 0) {
+                return "\(place): \(number) is out of range: \(range)"
+            }
+            if type == "d" || type == "f" {
+                // Written with a fraction or an exponent: fine if whole (2.0, 1e3), as JSON Schema's integer is.
+                let value = number.doubleValue
+                if value != value.rounded(.towardZero) { return "\(place): \(number) is not an integer: \(range)" }
+                if value < 0 || value >= 0x1p64 { return "\(place): \(number) is out of range: \(range)" }
+            }
+        default:
+            break
+        }
+        return nil
     }
 }
 

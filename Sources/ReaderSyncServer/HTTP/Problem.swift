@@ -1,6 +1,7 @@
 import Foundation
 public import Hummingbird
 import Logging
+import NIOHTTP1
 public import ReaderSync
 
 /// An error that reaches a client: an HTTP status with an RFC 9457 problem body (`application/problem+json`).
@@ -74,6 +75,19 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
                      detail: "request bodies are limited to \(limit) bytes; push in smaller pages")
     }
 
+    /// 408: a request head or body that stopped arriving (see ``ConnectionLimits``).
+    static func requestTimeout(_ detail: String) -> ProblemError {
+        ProblemError(.requestTimeout, slug: "request-timeout", title: "Request timeout", detail: detail,
+                     headers: [.connection: "close"])
+    }
+
+    /// 405: a routed path asked with a method it does not serve; `Allow` lists the ones it does.
+    static func methodNotAllowed(_ method: HTTPRequest.Method, path: String, allowed: [HTTPRequest.Method]) -> ProblemError {
+        let list = allowed.map(\.rawValue).joined(separator: ", ")
+        return ProblemError(.methodNotAllowed, slug: "method-not-allowed", title: "Method not allowed",
+                            detail: "\(path) does not take \(method); it takes \(list)", headers: [.allow: list])
+    }
+
     /// 500: a bug or a failing store; the detail says no more than that.
     static func internalError(requestID: String) -> ProblemError {
         ProblemError(.internalServerError, slug: "internal", title: "Internal server error",
@@ -98,6 +112,16 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
             self.init(.notFound, slug: "not-found", title: "Not found", detail: error.message)
         case .alreadyExists:
             self.init(.conflict, slug: "conflict", title: "Conflict", detail: error.message)
+        case .tooManyChanges:
+            self.init(.contentTooLarge, slug: "too-many-changes", title: "Too many changes in one push",
+                      detail: error.message)
+        case .commentTooLong:
+            self.init(.contentTooLarge, slug: "comment-too-long", title: "Comment too long", detail: error.message,
+                      comment: error.commentID)
+        case .rateLimited:
+            let seconds = max(1, error.retryAfterSeconds ?? 60)
+            self.init(.tooManyRequests, slug: "rate-limited", title: "Too many changes per minute",
+                      detail: error.message, headers: [.retryAfter: "\(seconds)"])
         case .storage:
             self.init(.internalServerError, slug: "internal", title: "Internal server error",
                       detail: "the server's store failed; its log has the cause")
@@ -107,16 +131,21 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
 
 /// Turns every error a handler throws into a problem response, and logs each request.
 ///
-/// Added first on the router, so it also covers unknown routes (404) and body limits (413).
+/// Added first on the router, so it also covers unknown routes (404), routed paths asked with another method (405,
+/// from `allowedMethods`) and body limits (413). A `HEAD` answer carries no body.
 struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
+    /// The methods each routed path takes.
+    let allowedMethods: [String: [HTTPRequest.Method]]
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let started = ContinuousClock.now
-        let response: Response
+        var response: Response
         do {
             response = try await next(request, context)
         } catch {
             response = try problem(for: error, request: request, context: context).response(from: request, context: context)
         }
+        if request.method == .head { response.body = .init() }
         let elapsed = ContinuousClock.now - started
         let millis = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
         context.logger.info("request", metadata: [
@@ -137,8 +166,15 @@ struct ProblemMiddleware<Context: RequestContext>: RouterMiddleware {
             }
             return ProblemError(error)
         case let error as HTTPError where error.status == .notFound:
+            let path = request.uri.path
+            let trimmed = path.count > 1 && path.hasSuffix("/") ? String(path.dropLast()) : path
+            if let allowed = allowedMethods[trimmed], !allowed.contains(request.method) {
+                return ProblemError.methodNotAllowed(request.method, path: trimmed, allowed: allowed)
+            }
             return ProblemError(.notFound, slug: "not-found", title: "Not found",
-                                detail: "no route for \(request.method) \(request.uri.path)")
+                                detail: "no route for \(request.method) \(path)")
+        case let error as HTTPParserError:
+            return ProblemError.badRequest("the request is not valid HTTP/1.1 (\(error))")
         case let error as any HTTPResponseError where error.status == .contentTooLarge:
             return ProblemError(.contentTooLarge, slug: "content-too-large", title: "Content too large",
                                 detail: "the request body is larger than this server accepts")

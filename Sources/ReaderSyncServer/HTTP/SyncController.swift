@@ -8,6 +8,15 @@ struct SyncController {
     let store: any ServerStore
     let configuration: ServerConfiguration
 
+    /// The methods each path takes (for 405 answers); ``addRoutes(to:)`` routes exactly these.
+    static let allowedMethods: [String: [HTTPRequest.Method]] = [
+        "/v1/health": [.get],
+        "/v1/account": [.get],
+        "/v1/sync/knowledge": [.get],
+        "/v1/sync/push": [.post],
+        "/v1/sync/pull": [.post],
+    ]
+
     /// Adds the routes: health without a token, the rest behind bearer authentication.
     func addRoutes(to router: Router<ServerRequestContext>) {
         router.get("/v1/health") { _, _ in try JSON.response(["status": "ok"]) }
@@ -37,7 +46,7 @@ struct SyncController {
         let account = try context.requireAccount()
         try requireMediaType(request, SyncHTTP.bundleMediaType)
         let bundle = try await body(of: request)
-        let answer = try await store.push(bundle, from: account)
+        let answer = try await store.push(bundle, from: account, limits: configuration.pushLimits)
         context.logger.info("push", metadata: [
             "bytes": "\(bundle.count)", "received": "\(answer.received)", "applied": "\(answer.applied)",
             "duplicates": "\(answer.duplicates)", "ignored": "\(answer.ignored)", "refused": "\(answer.refused.count)",

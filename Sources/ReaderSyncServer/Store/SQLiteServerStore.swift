@@ -21,20 +21,23 @@ public final class SQLiteServerStore: ServerStore {
 
     /// The server's replica (same package only: for tests and tools).
     package let replica: Replica
-    private let wallClock: any WallClock
+    let wallClock: any WallClock
     private let queue = DispatchQueue(label: "readersync.server.store", attributes: .concurrent)
 
-    /// Opens the store at `path`, creating it if there is no file there yet.
+    /// Opens the store at `path`; when there is no file there, creates one if `createIfMissing`, else throws.
     ///
-    /// - Throws: ``ServerStoreError`` if the file is not a server store (for example a device replica), was
-    ///   made by a newer version, or cannot be written.
-    public convenience init(path: String, options: ReplicaOptions = ReplicaOptions()) throws {
+    /// - Throws: ``ServerStoreError``: ``ServerStoreError/Kind/notFound`` for a missing file that is not to be
+    ///   created; otherwise if the file is not a server store (for example a device replica), was made by a newer
+    ///   version, or cannot be written.
+    public convenience init(path: String, options: ReplicaOptions = ReplicaOptions(), createIfMissing: Bool = true) throws {
         let replica: Replica
         do {
             if FileManager.default.fileExists(atPath: path) {
                 replica = try Replica.open(at: path, options: options)
-            } else {
+            } else if createIfMissing {
                 replica = try Replica.create(at: path, account: Self.serverAccountName, role: .server, options: options)
+            } else {
+                throw ServerStoreError(.notFound, "no server store at \(path): the file does not exist")
             }
         } catch let error as ReaderSyncError {
             throw ServerStoreError(error)
@@ -121,6 +124,23 @@ public final class SQLiteServerStore: ServerStore {
         }
     }
 
+    /// Gives an account a new token (re-activating it if it was revoked); the old token stops working at once,
+    /// in every process sharing the store, since ``authenticate(token:)`` reads the store on every call.
+    public func rotateToken(name: String) async throws -> NewAccount {
+        let token = AccountTokens.make()
+        let hash = AccountTokens.hash(token)
+        let account = try await run("rotate the token of \(name)", write: true) { db in
+            try db.execute(sql: "UPDATE server_account SET token_sha256 = ?, revoked_at = NULL WHERE name = ?",
+                           arguments: [hash, name])
+            guard db.changesCount > 0,
+                  let row = try Row.fetchOne(db, sql: "SELECT * FROM server_account WHERE name = ?", arguments: [name]) else {
+                throw ServerStoreError(.notFound, "no account named '\(name)'")
+            }
+            return try Self.account(row: row)
+        }
+        return NewAccount(account: account, token: token)
+    }
+
     private static func account(row: Row) throws -> ServerAccount {
         guard let role = AccountRole(rawValue: row["role"]) else {
             throw ServerStoreError(.storage, "server_account row '\(row["name"] as String? ?? "?")' has an unknown role")
@@ -139,17 +159,20 @@ public final class SQLiteServerStore: ServerStore {
         return try await offload { try replica.knowledge(visibleTo: account.name) }
     }
 
-    /// Applies a pushed bundle atomically under the server's rules:
+    /// Applies a pushed bundle atomically under the server's rules and `limits`:
     ///
     /// - the bundle's header must name the caller's account (a push labelled as another account's is refused);
     /// - only ranges of the caller's own replicas are taken; changes relayed from other accounts' replicas are
     ///   ignored (not held: they arrive when their authors sync), so read state of other accounts never enters;
     /// - article changes from a reader account are refused one by one (listed in the answer, not held);
     /// - a comment change nobody but the comment's author may make — a creation of an id bound to another
-    ///   account, an edit or deletion of another author's comment — is refused one by one, the rest applies.
+    ///   account, an edit or deletion of another author's comment — is refused one by one, the rest applies;
+    /// - more new changes than ``PushLimits/maxChangesPerPush``, a comment text longer than
+    ///   ``PushLimits/maxCommentLength``, or more new changes than what is left of the account's
+    ///   ``PushLimits/maxChangesPerMinute`` refuse the whole bundle (see ``PushQuota``).
     ///
     /// Changes already held are skipped, so a retried push changes nothing more.
-    public func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse {
+    public func push(_ bundle: Data, from account: ServerAccount, limits: PushLimits) async throws -> PushResponse {
         let replica = replica
         let caller = account.name
         let role = account.role
@@ -164,24 +187,39 @@ public final class SQLiteServerStore: ServerStore {
             throw ServerStoreError(.forbidden,
                                    "the bundle says it was written by a replica of account '\(header.account)', but the token belongs to '\(caller)'; push with that account's token")
         }
+        let reservation = try await reserveQuota(for: caller, limits: limits)
+        let counter = PushCounter(limits: limits, budget: reservation?.changes)
         let policy = ApplyPolicy(
             privateAccount: caller,
             acceptOrigin: { origin, owner in owner.utf8.elementsEqual(caller.utf8) && origin != serverID },
             screen: { change, context in
-                try Self.refusal(of: change, caller: caller, role: role, context: context) == nil
+                try counter.count(change)
+                return try Self.refusal(of: change, caller: caller, role: role, context: context) == nil
             })
-        return try await offload {
-            let result = try replica.applyBundle(data: bundle, policy: policy)
-            let refused = try replica.withApplyContext { context in
-                try result.refused.map { change in
-                    RefusedChange(change, reason: try Self.refusal(of: change, caller: caller, role: role, context: context)
-                        ?? "refused by the server")
+        let response: PushResponse
+        do {
+            response = try await offload {
+                let result = try replica.applyBundle(data: bundle, policy: policy)
+                let refused = try replica.withApplyContext { context in
+                    try result.refused.map { change in
+                        RefusedChange(change, reason: try Self.refusal(of: change, caller: caller, role: role, context: context)
+                            ?? "refused by the server")
+                    }
                 }
+                return PushResponse(knowledge: try replica.knowledge(visibleTo: caller), received: result.received,
+                                    applied: result.applied, duplicates: result.duplicates, ignored: result.ignored,
+                                    refused: refused)
             }
-            return PushResponse(knowledge: try replica.knowledge(visibleTo: caller), received: result.received,
-                                applied: result.applied, duplicates: result.duplicates, ignored: result.ignored,
-                                refused: refused)
+        } catch let error as ServerStoreError where error.kind == .rateLimited {
+            // Over what was left of this minute's budget: say when a whole push fits again.
+            try await settleQuota(reservation, counted: 0)
+            throw try await rateLimitedError(for: caller, limits: limits, budget: reservation?.changes ?? 0)
+        } catch {
+            try await settleQuota(reservation, counted: 0)
+            throw error
         }
+        try await settleQuota(reservation, counted: counter.counted)
+        return response
     }
 
     /// Why the server refuses one pushed change, or nil when it takes it.
@@ -235,7 +273,7 @@ public final class SQLiteServerStore: ServerStore {
     // MARK: - Plumbing
 
     /// Runs blocking SQLite work off the caller's executor, mapping errors to ``ServerStoreError``.
-    private func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    func offload<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             queue.async {
                 do {
@@ -254,7 +292,7 @@ public final class SQLiteServerStore: ServerStore {
     }
 
     /// Runs a read (or a write transaction) on the server's tables.
-    private func run<T: Sendable>(_ what: String, write: Bool = false,
+    func run<T: Sendable>(_ what: String, write: Bool = false,
                                   _ body: @escaping @Sendable (Database) throws -> T) async throws -> T {
         let writer = replica.database
         do {

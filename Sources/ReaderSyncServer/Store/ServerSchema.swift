@@ -17,6 +17,20 @@ enum ServerSchema {
                 );
                 """)
         }
+        migrator.registerMigration("server-v2-push-quota") { db in
+            try db.execute(sql: """
+                -- New changes pushed per account, one row per push, kept for the per-minute limit (rows older than
+                -- the window are deleted by the next push). Shared by every server process using this file.
+                CREATE TABLE server_push_quota (
+                    id INTEGER PRIMARY KEY,
+                    account TEXT NOT NULL,
+                    at INTEGER NOT NULL,                       -- milliseconds since 1970, the store's wall clock
+                    changes INTEGER NOT NULL CHECK (changes >= 0)
+                );
+                CREATE INDEX server_push_quota_by_account ON server_push_quota (account, at);
+                CREATE INDEX server_push_quota_by_time ON server_push_quota (at);
+                """)
+        }
         return migrator
     }
 }

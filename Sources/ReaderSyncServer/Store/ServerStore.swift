@@ -52,17 +52,63 @@ public protocol ServerStore: Sendable {
     func accounts() async throws -> [ServerAccount]
     /// Revokes an account's token; revoking a revoked account does nothing.
     func revokeAccount(name: String) async throws -> ServerAccount
+    /// Gives an account a new token and returns it; the old token stops working at once. A revoked account is
+    /// active again with the new token (this is how a revoked name comes back: names cannot be added twice).
+    func rotateToken(name: String) async throws -> NewAccount
     /// What the store holds that `account`'s replicas may see: every shared entry, and read-state entries of
     /// that account's own replicas only.
     func knowledge(for account: ServerAccount) async throws -> Knowledge
-    /// Applies a bundle pushed by `account`, atomically, under the server's rights rules.
-    func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse
+    /// Applies a bundle pushed by `account`, atomically, under the server's rights rules and `limits`.
+    ///
+    /// The per-minute limit is counted in the store, not in memory, so it holds across every server process
+    /// sharing the store. A push over a limit applies nothing and throws ``ServerStoreError/Kind/tooManyChanges``,
+    /// ``ServerStoreError/Kind/commentTooLong`` or ``ServerStoreError/Kind/rateLimited`` (with
+    /// ``ServerStoreError/retryAfterSeconds``).
+    func push(_ bundle: Data, from account: ServerAccount, limits: PushLimits) async throws -> PushResponse
     /// A page of at most `maxChanges` changes that `knowledge` lacks and `account` may see.
     func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage
     /// Publishes articles to every account (an upsert: unchanged articles record nothing).
     func importArticles(_ articles: [Article]) async throws -> UpsertSummary
     /// The canonical dump of the store's state: articles, comments, and `account`'s read state (nil: all).
     func canonicalDump(account: String?) async throws -> Data
+}
+
+extension ServerStore {
+    /// Applies a bundle pushed by `account` with no limits (the operator's own tools; the HTTP API always passes the
+    /// configured ``PushLimits``).
+    public func push(_ bundle: Data, from account: ServerAccount) async throws -> PushResponse {
+        try await push(bundle, from: account, limits: .unlimited)
+    }
+}
+
+/// Per-account limits on what one push may carry and how much an account may push per minute.
+///
+/// Only changes new to the server count (changes it already holds, and other accounts' changes relayed by the
+/// device, do not). A push over a limit applies nothing: it is answered 413 (too many changes at once, a comment
+/// too long) or 429 with `Retry-After` (too many changes this minute). nil turns a limit off.
+public struct PushLimits: Sendable, Equatable {
+    /// At most this many new changes in one push (413 beyond). The default, 2,000, is the client's push page.
+    public var maxChangesPerPush: Int?
+    /// At most this many new changes per account in any 60 seconds, across every server process sharing the
+    /// store (429 beyond, with `Retry-After`).
+    public var maxChangesPerMinute: Int?
+    /// At most this many characters in a comment's text (413 beyond, naming the comment).
+    public var maxCommentLength: Int?
+
+    /// The window of ``maxChangesPerMinute``, in milliseconds.
+    public static let windowMillis: Int64 = 60_000
+
+    /// The defaults: 2,000 changes per push, 6,000 per minute, comments as long as the core allows (10,000
+    /// characters).
+    public init(maxChangesPerPush: Int? = 2_000, maxChangesPerMinute: Int? = 6_000,
+                maxCommentLength: Int? = Replica.maxCommentLength) {
+        self.maxChangesPerPush = maxChangesPerPush
+        self.maxChangesPerMinute = maxChangesPerMinute
+        self.maxCommentLength = maxCommentLength
+    }
+
+    /// No limits.
+    public static let unlimited = PushLimits(maxChangesPerPush: nil, maxChangesPerMinute: nil, maxCommentLength: nil)
 }
 
 /// What went wrong in a server store, with the context to show a client or an operator.
@@ -83,6 +129,13 @@ public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConverti
         case missingChanges
         /// A bundle stamped too far in the future for the server's clock.
         case clockSkew
+        /// A push with more new changes than ``PushLimits/maxChangesPerPush``; nothing was applied.
+        case tooManyChanges
+        /// A push with a comment longer than ``PushLimits/maxCommentLength``; nothing was applied.
+        case commentTooLong
+        /// A push over the account's ``PushLimits/maxChangesPerMinute``; nothing was applied. Retry after
+        /// ``ServerStoreError/retryAfterSeconds``.
+        case rateLimited
         /// The database or file system failed: a server-side fault.
         case storage
     }
@@ -91,14 +144,17 @@ public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConverti
     public var kind: Kind
     /// One line naming what is wrong.
     public var message: String
-    /// For a forbidden comment change: the comment.
+    /// For a forbidden comment change or a comment too long: the comment.
     public var commentID: String?
+    /// For ``Kind/rateLimited``: when the push would fit again, in seconds from now.
+    public var retryAfterSeconds: Int?
 
     /// Creates an error.
-    public init(_ kind: Kind, _ message: String, commentID: String? = nil) {
+    public init(_ kind: Kind, _ message: String, commentID: String? = nil, retryAfterSeconds: Int? = nil) {
         self.kind = kind
         self.message = message
         self.commentID = commentID
+        self.retryAfterSeconds = retryAfterSeconds
     }
 
     /// The message.

@@ -41,9 +41,13 @@ struct Fixture {
     }
 
     /// The application under test.
-    func app(maxBodyBytes: Int = 32 << 20) -> some ApplicationProtocol {
-        buildApplication(configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes),
-                         store: store, logger: quietLogger)
+    func app(maxBodyBytes: Int = 32 << 20) throws -> some ApplicationProtocol {
+        try app(ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes))
+    }
+
+    /// The application under test, with `configuration`.
+    func app(_ configuration: ServerConfiguration) throws -> some ApplicationProtocol {
+        try buildApplication(configuration: configuration, store: store, logger: quietLogger)
     }
 }
 
@@ -141,9 +145,19 @@ final class FlakyTransport: SyncTransport, @unchecked Sendable {
 /// Runs the application on a real socket (127.0.0.1, a free port) while `body` runs, then stops it.
 func withLiveServer<T: Sendable>(store: any ServerStore, maxBodyBytes: Int = 32 << 20,
                                  _ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
+    try await withLiveServer(store: store, configuration: ServerConfiguration(maxBodyBytes: maxBodyBytes), body)
+}
+
+/// Runs the application with `configuration` (its host and port replaced by 127.0.0.1 and a free port) on a real
+/// socket while `body` runs, then stops it. `body` gets the base URL (`http://` or `https://`).
+func withLiveServer<T: Sendable>(store: any ServerStore, configuration: ServerConfiguration,
+                                 _ body: @Sendable (_ url: String) async throws -> T) async throws -> T {
+    var configuration = configuration
+    configuration.host = "127.0.0.1"
+    configuration.port = 0
+    let scheme = configuration.scheme
     let (ports, continuation) = AsyncStream<Int>.makeStream()
-    let app = buildApplication(configuration: ServerConfiguration(host: "127.0.0.1", port: 0, maxBodyBytes: maxBodyBytes),
-                               store: store, logger: quietLogger) { _, port in
+    let app = try buildApplication(configuration: configuration, store: store, logger: quietLogger) { _, port in
         continuation.yield(port)
         continuation.finish()
     }
@@ -155,7 +169,7 @@ func withLiveServer<T: Sendable>(store: any ServerStore, maxBodyBytes: Int = 32 
             throw ReaderSyncError.transport("the test server did not start")
         }
         do {
-            let result = try await body("http://127.0.0.1:\(port)")
+            let result = try await body("\(scheme)://127.0.0.1:\(port)")
             group.cancelAll()
             return result
         } catch {
