@@ -70,11 +70,16 @@ extension Replica {
     ///   - maxChanges: at most this many changes (a page); the summary says whether more remain.
     ///   - maxBytes: stop adding changes once their values and keys add up to about this many bytes (before
     ///     compression); a page always holds at least one change.
+    ///   - progress: called every 1000 changes written into the bundle and once at the end, with the file's size
+    ///     (phase `.exporting`).
     public func exportBundle(to url: URL, for theirs: Knowledge, account: String?, maxChanges: Int? = nil,
-                             maxBytes: Int? = nil) throws -> BundleExportSummary {
-        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges, maxBytes: maxBytes)
+                             maxBytes: Int? = nil, progress: ProgressHandler? = nil) throws -> BundleExportSummary {
+        let (writer, complete) = try prepareExport(for: theirs, account: account, maxChanges: maxChanges, maxBytes: maxBytes,
+                                                   progress: progress)
         let header = try Self.guarded("write bundle") { try writer.finish(to: url) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+        progress?(OperationProgress(phase: .exporting, completed: Int(header.changeCount), total: Int(header.changeCount),
+                                    bytes: Int64(bytes), totalBytes: Int64(bytes), isComplete: true))
         return BundleExportSummary(header: header, bytes: bytes, isComplete: complete)
     }
 
@@ -88,7 +93,7 @@ extension Replica {
     }
 
     private func prepareExport(for theirs: Knowledge, account receiver: String?, maxChanges: Int?,
-                               maxBytes: Int?) throws -> (BundleWriter, Bool) {
+                               maxBytes: Int?, progress: ProgressHandler? = nil) throws -> (BundleWriter, Bool) {
         if let maxChanges, maxChanges < 1 {
             throw ReaderSyncError.invalidInput("a bundle page must hold at least one change, got \(maxChanges)")
         }
@@ -164,8 +169,16 @@ extension Replica {
             let writer = try BundleWriter(source: replicaID, account: account,
                                           schemaVersion: UInt16(StoreSchema.currentVersion),
                                           origins: originInfos, ranges: selected.map(\.plan.range))
+            let total = selected.reduce(0) { $0 + $1.changes.count }
+            var written = 0
             for (_, changes) in selected {
-                for change in changes { try writer.append(change) }
+                for change in changes {
+                    try writer.append(change)
+                    written += 1
+                    if written % 1000 == 0 {
+                        progress?(OperationProgress(phase: .exporting, completed: written, total: total))
+                    }
+                }
             }
             return (writer, complete)
         }
@@ -176,12 +189,14 @@ extension Replica {
     /// Merges a bundle file into this replica: whole or not at all.
     ///
     /// Changes already held are skipped, so applying a bundle twice, or one that overlaps what is held, is safe.
+    /// - Parameter progress: called every 1000 changes read from the bundle and once at the end (phase
+    ///   `.applying`, with the bundle's change count as `total` and its size as `totalBytes`).
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` (malformed, corrupt, another account's read state),
     ///   ``ReaderSyncError/missingChanges(_:)`` (a gap), ``ReaderSyncError/clockSkew(_:)``. Nothing changes then.
     @discardableResult
-    public func applyBundle(at url: URL) throws -> BundleApplyResult {
+    public func applyBundle(at url: URL, progress: ProgressHandler? = nil) throws -> BundleApplyResult {
         let reader = try Self.guarded("read bundle") { try BundleReader(url: url) }
-        return try apply(reader, policy: defaultPolicy)
+        return try apply(reader, policy: defaultPolicy, progress: progress)
     }
 
     /// Merges an in-memory bundle. See ``applyBundle(at:)``.
@@ -214,8 +229,13 @@ extension Replica {
         ApplyPolicy(privateAccount: role == .server ? nil : account)
     }
 
-    func apply(_ reader: BundleReader, policy: ApplyPolicy) throws -> BundleApplyResult {
+    func apply(_ reader: BundleReader, policy: ApplyPolicy, progress: ProgressHandler? = nil) throws -> BundleApplyResult {
         var result = BundleApplyResult()
+        let total = Int(clamping: reader.header.changeCount)
+        func report(complete: Bool) {
+            progress?(OperationProgress(phase: .applying, completed: result.received, total: total,
+                                        totalBytes: Int64(reader.totalBytes), isComplete: complete))
+        }
         // Targets are materialized in batches as changes arrive (materializing is idempotent, so a target touched
         // again later is simply recomputed), and the event keeps a bounded number of ids: applying a bundle of any
         // size holds one decoded block and one batch of targets in memory.
@@ -280,6 +300,7 @@ extension Replica {
                 """)
             while let change = try reader.next() {
                 result.received += 1
+                if result.received % 1000 == 0 { report(complete: false) }
                 if ignored.contains(change.origin) {
                     result.ignored += 1
                     continue
@@ -325,6 +346,7 @@ extension Replica {
             try db.execute(sql: "UPDATE replica SET clock = ?", arguments: [Int64(bitPattern: clock.latest.rawValue)])
             try checkInvariants(db)
         }
+        report(complete: true)
         observers.send(event)
         return result
     }
@@ -333,19 +355,32 @@ extension Replica {
 
     /// Syncs with another replica in both directions: afterwards both hold the same changes (read state only
     /// if both belong to the same account) and, for the same account, identical dumps.
-    public func sync(with peer: Replica) throws -> SyncReport {
-        let sent = try Self.transfer(from: self, to: peer)
-        let received = try Self.transfer(from: peer, to: self)
+    ///
+    /// - Parameter progress: told of each direction's export and apply, with ``OperationProgress/direction`` set.
+    public func sync(with peer: Replica, progress: ProgressHandler? = nil) throws -> SyncReport {
+        let sent = try Self.transfer(from: self, to: peer, progress: Self.directed(progress, .sending))
+        let received = try Self.transfer(from: peer, to: self, progress: Self.directed(progress, .receiving))
         return SyncReport(sent: sent, received: received)
     }
 
-    private static func transfer(from source: Replica, to target: Replica) throws -> SyncReport.Direction {
+    /// `progress` with every value's direction set.
+    private static func directed(_ progress: ProgressHandler?, _ direction: OperationProgress.Direction) -> ProgressHandler? {
+        guard let progress else { return nil }
+        return { step in
+            var step = step
+            step.direction = direction
+            progress(step)
+        }
+    }
+
+    private static func transfer(from source: Replica, to target: Replica,
+                                 progress: ProgressHandler?) throws -> SyncReport.Direction {
         let theirs = try target.knowledge()
         let url = FileManager.default.temporaryDirectory
             .appendingPathComponent("readersync-\(UUID().uuidString).bundle")
         defer { try? FileManager.default.removeItem(at: url) }
-        let export = try source.exportBundle(to: url, for: theirs, account: target.account)
-        let applied = try target.applyBundle(at: url)
+        let export = try source.exportBundle(to: url, for: theirs, account: target.account, progress: progress)
+        let applied = try target.applyBundle(at: url, progress: progress)
         return SyncReport.Direction(changes: Int(export.header.changeCount), bytes: export.bytes,
                                     applied: applied.applied, duplicates: applied.duplicates)
     }
