@@ -15,6 +15,7 @@ struct ServerCommand: AsyncParsableCommand {
             Every command works on one server store, chosen by --db (default: $READERSYNC_SERVER_DB).
             Errors print one line on stderr and exit non-zero: 1 for a failed operation, 64 for bad usage.
             """,
+        version: ReaderSyncVersion.current,
         subcommands: [ServeCommand.self, AccountCommand.self, ImportCommand.self]
     )
 }
