@@ -128,7 +128,7 @@ final class PagingTests {
     func badPagingArguments() throws {
         try box.replicaWithFixture("r.db")
         for args in [["list", "--after", "nonsense"], ["list", "--after", "12"], ["list", "--limit", "0"],
-                     ["log", "--after", "f1.MTAKYQ"], ["log", "--after", "-3"], ["log", "--limit", "-1"]] {
+                     ["list", "--with-body"], ["log", "--after", "f1.MTAKYQ"], ["log", "--after", "-3"], ["log", "--limit", "-1"]] {
             let result = try box.start(args + ["--db", "r.db"]).finish()
             #expect(result.status == 64, "\(result)")
             #expect(result.stdout.isEmpty, "\(result)")

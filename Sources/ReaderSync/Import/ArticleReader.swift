@@ -43,7 +43,8 @@ public final class ArticleReader {
         public var firstPlace: String
     }
 
-    /// The most distinct unknown field names tracked; more are counted in ``untrackedUnknownFields``.
+    /// The most distinct unknown field names tracked; occurrences of further names are counted in
+    /// ``untrackedUnknownFields``.
     public static let maxTrackedUnknownFields = 100
 
     private enum State {
@@ -67,7 +68,7 @@ public final class ArticleReader {
     public private(set) var articlesRead = 0
     /// Where the article last returned was: `line 3`, `articles[2]` or `[2]`.
     public private(set) var place = ""
-    /// Distinct unknown field names seen beyond ``maxTrackedUnknownFields``.
+    /// Occurrences of unknown fields whose names were not tracked (past ``maxTrackedUnknownFields`` names).
     public private(set) var untrackedUnknownFields = 0
 
     /// The input's size in bytes, when known (a regular file, or data).

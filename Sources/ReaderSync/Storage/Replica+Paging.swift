@@ -1,4 +1,4 @@
-public import Foundation
+import Foundation
 import GRDB
 
 /// A position in the feed, for paging: the sort position of the last article of a page.

@@ -80,6 +80,9 @@ struct ListCommand: ParsableCommand {
     static let batch = 500
 
     func validate() throws {
+        if withBody && !output.json {
+            throw ValidationError("--with-body adds bodies to --json output; the text list never shows bodies")
+        }
         if let after = paging.after, FeedCursor(after) == nil {
             throw ValidationError("--after '\(after)' is not a cursor printed by `readersync list` (they start with f1.)")
         }

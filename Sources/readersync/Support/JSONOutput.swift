@@ -29,7 +29,7 @@ struct JSONDocumentStream {
     /// A member with a small value.
     mutating func member(_ key: String, _ value: some Encodable) throws {
         startMember(key)
-        out.write(indented(try encoder.encode(value), by: "  "))
+        out.write(indented: try encoder.encode(value), by: 2)
     }
 
     /// A member whose value is `null`.
@@ -48,7 +48,7 @@ struct JSONDocumentStream {
     /// One item of the open array.
     mutating func item(_ value: some Encodable) throws {
         out.write(items == 0 ? "\n    " : ",\n    ")
-        out.write(indented(try encoder.encode(value), by: "    "))
+        out.write(indented: try encoder.encode(value), by: 4)
         items += 1
     }
 
@@ -68,9 +68,21 @@ struct JSONDocumentStream {
         out.write("\"\(key)\" : ")
         members += 1
     }
+}
 
-    /// The encoder's pretty text with every line after the first indented.
-    private func indented(_ data: Data, by indent: String) -> String {
-        String(decoding: data, as: UTF8.self).replacingOccurrences(of: "\n", with: "\n" + indent)
+extension BufferedOutput {
+    /// Writes the encoder's pretty JSON with every line after the first indented by `spaces` (a raw newline in
+    /// JSON text is always between tokens: newlines inside strings are escaped).
+    mutating func write(indented data: Data, by spaces: Int) {
+        data.withUnsafeBytes { raw in
+            let bytes = raw.bindMemory(to: UInt8.self)
+            var start = 0
+            for index in bytes.indices where bytes[index] == UInt8(ascii: "\n") {
+                append(UnsafeBufferPointer(rebasing: bytes[start...index]))
+                appendSpaces(spaces)
+                start = index + 1
+            }
+            append(UnsafeBufferPointer(rebasing: bytes[start...]))
+        }
     }
 }

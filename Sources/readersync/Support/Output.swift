@@ -69,6 +69,15 @@ struct BufferedOutput {
         if buffer.count >= 1 << 16 { flush() }
     }
 
+    mutating func append(_ bytes: UnsafeBufferPointer<UInt8>) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    mutating func appendSpaces(_ count: Int) {
+        for _ in 0..<count { buffer.append(UInt8(ascii: " ")) }
+    }
+
     mutating func line(_ text: String) {
         write(text)
         write("\n")
