@@ -16,6 +16,7 @@ struct ServerCommand: AsyncParsableCommand {
             account add and import create a missing store file; the other commands refuse it.
             Errors print one line on stderr and exit non-zero: 1 for a failed operation, 64 for bad usage.
             """,
+        version: ReaderSyncVersion.current,
         subcommands: [ServeCommand.self, AccountCommand.self, ImportCommand.self]
     )
 }

@@ -11,14 +11,32 @@ struct ReaderSyncCommand: AsyncParsableCommand {
         discussion: """
             Every command works on one replica file, chosen by --db (default: $READERSYNC_DB, else ./readersync.db).
             Errors print one line on stderr and exit non-zero: 1 for a failed operation, 64 for bad usage.
+            --json output is documented in Schemas/cli-json.md.
             """,
+        version: ReaderSyncVersion.current,
         subcommands: [
             InitCommand.self, ImportCommand.self, ListCommand.self, ShowCommand.self,
             ReadCommand.self, UnreadCommand.self, ProgressCommand.self, SaveCommand.self, UnsaveCommand.self,
             CommentCommand.self, LogCommand.self, StatusCommand.self, DumpCommand.self,
-            SyncCommand.self, BundleCommand.self, KnowledgeCommand.self, SchemaCommand.self,
+            SyncCommand.self, BundleCommand.self, KnowledgeCommand.self, CompletionCommand.self, SchemaCommand.self,
         ]
     )
+
+    /// Parses and runs the command, as `AsyncParsableCommand`'s default does, after restoring SIGPIPE's default
+    /// action so that `readersync list | head` ends quietly.
+    static func main() async {
+        Terminal.defaultSigpipe()
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            exit(withError: error)
+        }
+    }
 }
 
 /// Options every command takes.
@@ -40,8 +58,33 @@ struct ReplicaOptionsGroup: ParsableArguments {
 
 /// The `--json` flag of commands that print data.
 struct OutputOptions: ParsableArguments {
-    @Flag(name: .long, help: "Print JSON instead of text.")
+    @Flag(name: .long, help: "Print JSON (shapes: Schemas/cli-json.md) instead of text.")
     var json = false
+}
+
+/// `--limit` and `--after` of the commands that page (`list`, `log`).
+struct PagingOptions: ParsableArguments {
+    /// The page size when stdout is a terminal and no --limit is given.
+    static let terminalLimit = 50
+
+    @Option(help: ArgumentHelp(
+        "At most this many items (default: \(PagingOptions.terminalLimit) when stdout is a terminal, else all).",
+        valueName: "n"))
+    var limit: Int?
+
+    @Option(help: ArgumentHelp("Start after this position: the cursor a previous page printed ('more: --after …').",
+                               valueName: "cursor"))
+    var after: String?
+
+    func validate() throws {
+        if let limit, limit < 1 { throw ValidationError("--limit must be at least 1, got \(limit)") }
+    }
+
+    /// The page size: --limit, else 50 on a terminal, else nil (everything).
+    var effectiveLimit: Int? {
+        if let limit { return limit }
+        return Terminal.isTerminal(.standardOutput) ? Self.terminalLimit : nil
+    }
 }
 
 /// Runs a command body, turning ReaderSync errors into one line on stderr and exit code 1.
@@ -62,30 +105,27 @@ func runAsync(_ body: () async throws -> Void) async throws {
     }
 }
 
-/// Prints `readersync: error: message` on stderr and returns the exit code to throw.
+/// Clears a progress line, prints `readersync: error: message` on stderr and returns the exit code to throw.
 func fail(_ message: String) -> ExitCode {
-    FileHandle.standardError.write(Data("readersync: error: \(message)\n".utf8))
+    ProgressReporter.clearActive()
+    Output.standardError.write("readersync: error: \(message.replacingOccurrences(of: "\n", with: " "))\n")
     return ExitCode.failure
 }
 
 /// Writes `text` and a newline to stdout.
 func say(_ text: String) {
-    FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    Output.standardOutput.write(text + "\n")
+}
+
+/// Writes a note (not data) to stderr: hints such as where the next page starts.
+func note(_ text: String) {
+    ProgressReporter.clearActive()
+    Output.standardError.write(text + "\n")
 }
 
 /// Prints an Encodable value as pretty JSON with sorted keys.
 func printJSON(_ value: some Encodable) throws {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    encoder.dateEncodingStrategy = .iso8601
-    let data = try encoder.encode(value)
-    FileHandle.standardOutput.write(data)
-    FileHandle.standardOutput.write(Data("\n".utf8))
-}
-
-/// Formats a byte count as "1.2 KiB".
-func formatBytes(_ bytes: Int) -> String {
-    if bytes < 1024 { return "\(bytes) B" }
-    if bytes < 1024 * 1024 { return String(format: "%.1f KiB", Double(bytes) / 1024) }
-    return String(format: "%.1f MiB", Double(bytes) / 1024 / 1024)
+    let data = try JSONOutput.encode(value)
+    Output.standardOutput.write(data)
+    Output.standardOutput.write("\n")
 }

@@ -12,12 +12,12 @@ final class BadInputTests {
     private func expectRefused(_ args: String..., mentions: [String] = [], db: String = "r.db",
                                sourceLocation: SourceLocation = #_sourceLocation) throws {
         let before = try box.dump(db, sourceLocation: sourceLocation)
-        let logBefore = try box.status(db, sourceLocation: sourceLocation)["lastSequence"] as? Int
+        let logBefore = try box.lastSequence(db, sourceLocation: sourceLocation)
         let result = try box.start(args).finish()
         expectError(result, mentions: mentions, sourceLocation: sourceLocation)
         #expect(try box.dump(db, sourceLocation: sourceLocation) == before, "dump changed after \(result)",
                 sourceLocation: sourceLocation)
-        #expect(try box.status(db, sourceLocation: sourceLocation)["lastSequence"] as? Int == logBefore,
+        #expect(try box.lastSequence(db, sourceLocation: sourceLocation) == logBefore,
                 "a change was recorded by \(result)", sourceLocation: sourceLocation)
     }
 

@@ -81,7 +81,7 @@ final class BundleCommandTests {
     func inspect() throws {
         _ = try alicePhone()
         let status = try box.status("phone.db")
-        let replicaID = try #require(status["replicaID"] as? String)
+        let replicaID = try #require(status["replica"] as? String)
         try box.ok("bundle", "export", "--db", "phone.db", "--all", "--out", "all.bundle")
         let size = try box.bytes("all.bundle").count
 
@@ -98,7 +98,9 @@ final class BundleCommandTests {
         #expect(json["account"] as? String == "alice")
         let payload = try #require(json["payloadBytes"] as? Int)
         #expect(payload > 0 && payload < size)
-        #expect((json["countsByEntity"] as? [String: Int]) == ["article": 4, "comment": 4, "readState": 2])
+        #expect((json["changesByEntity"] as? [String: Int]) == ["article": 4, "comment": 4, "readState": 2])
+        #expect(json["format"] as? String == "readersync-bundle-inspect/1")
+        #expect(json["replica"] as? String == replicaID)
     }
 
     // MARK: - Bad bundles

@@ -11,7 +11,7 @@ final class ConcurrencyTests {
     @Test("8 processes writing one replica at once all succeed, and the log holds all their entries")
     func eightWriters() throws {
         try box.replicaWithFixture("r.db")
-        let lastBefore = try #require(try box.status("r.db")["lastSequence"] as? Int)
+        let lastBefore = try #require(try box.lastSequence("r.db"))
 
         // Each writes different targets, so compaction of superseded entries cannot hide any of them.
         let commands: [[String]] = [
@@ -33,7 +33,7 @@ final class ConcurrencyTests {
 
         // 4 read-state entries and 4 comments of 2 entries each.
         let status = try box.status("r.db")
-        #expect(status["lastSequence"] as? Int == lastBefore + 12, "\(status)")
+        #expect(try box.lastSequence("r.db") == lastBefore + 12, "\(status)")
         #expect(status["comments"] as? Int == 4)
         #expect(status["readStates"] as? Int == 4)
 
@@ -73,7 +73,7 @@ final class ConcurrencyTests {
         }
         let status = try box.status("r.db")
         #expect(status["comments"] as? Int == 16)
-        #expect(status["lastSequence"] as? Int == 4 + 8 * 2 * 2 + 8, "\(status)")
+        #expect(try box.lastSequence("r.db") == 4 + 8 * 2 * 2 + 8, "\(status)")
         let log = try box.ok("log", "--db", "r.db").lines
         #expect(log.count == 4 + 8 * 2 * 2 + 8)
         for i in 0..<8 {

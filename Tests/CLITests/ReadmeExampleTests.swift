@@ -49,3 +49,70 @@ struct ReadmeExampleTests {
         #expect(try Replica.open(at: box.path("laptop.db")).canonicalDump() == laptop.canonicalDump())
     }
 }
+
+/// The README's `readersync` section: its session runs as written, and its command table names real commands.
+@Suite("README: the readersync command")
+struct ReadmeCommandTests {
+    static let readme = CLIPaths.packageRoot.appendingPathComponent("README.md")
+
+    /// The fenced block after the `<!-- readme-session` marker.
+    static func session() throws -> String {
+        let text = try String(contentsOf: readme, encoding: .utf8)
+        let marker = try #require(text.range(of: "<!-- readme-session"))
+        let rest = text[marker.upperBound...]
+        let open = try #require(rest.range(of: "```sh\n"))
+        let close = try #require(rest[open.upperBound...].range(of: "\n```"))
+        return String(rest[open.upperBound..<close.lowerBound])
+    }
+
+    @Test("the first-session block runs as written, every command succeeding")
+    func sessionRuns() throws {
+        let box = try Sandbox()
+        let fixtureDirectory = box.directory.appendingPathComponent("Tests/ReaderSyncTests/Fixtures")
+        try FileManager.default.createDirectory(at: fixtureDirectory, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLIPaths.fixture, to: fixtureDirectory.appendingPathComponent("news-page.json"))
+        let binary = try #require(CLIPaths.binary)
+        let script = "set -e\nreadersync() { \(ProcessTools.shellQuoted(binary.path)) \"$@\"; }\n" + (try Self.session())
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", script]
+        process.currentDirectoryURL = box.directory
+        process.environment = ["PATH": "/usr/bin:/bin", "HOME": box.directory.path, "USER": "tester",
+                               "TMPDIR": box.directory.path, "LANG": "C.UTF-8"]
+        let out = Pipe()
+        let err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        try process.run()
+        let stdout = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        let stderr = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        #expect(process.terminationStatus == 0, "stdout:\n\(stdout)\nstderr:\n\(stderr)")
+        #expect(stdout.contains("imported 4 articles: 4 new, 0 updated, 0 unchanged"))
+        #expect(stdout.contains("Comments (1):"))
+        #expect(stdout.contains("\"format\" : \"readersync-list/1\""))
+        #expect(stderr.contains("more: --after 3"), "log --limit 3 says where it stopped: \(stderr)")
+    }
+
+    @Test("every command in the table is a real command, and every command is in the table")
+    func tableNamesRealCommands() throws {
+        let text = try String(contentsOf: Self.readme, encoding: .utf8)
+        let section = try #require(text.range(of: "### Commands").map { text[$0.upperBound...] })
+        let table = section.prefix { _ in true }.split(separator: "\n").prefix { !$0.hasPrefix("**Pages.**") }
+        // The command words of each row's first cell: "| `read ID`, `unread ID` |" names read and unread.
+        let names = Set(table.filter { $0.hasPrefix("| `") }.flatMap { line -> [String] in
+            let cell = line.dropFirst(2).prefix { $0 != "|" }
+            let quoted = cell.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }
+            return quoted.compactMap { $0.element.split(separator: " ").first.map(String.init) }
+        })
+        let help = try Sandbox().run("--help").stdout
+        let commands = Set(help.components(separatedBy: "SUBCOMMANDS:").last?.split(separator: "\n").compactMap { line -> String? in
+            let trimmed = line.drop { $0 == " " }
+            guard line.hasPrefix("  "), !line.hasPrefix("   "), let word = trimmed.split(separator: " ").first, word.first?.isLowercase == true else { return nil }
+            return String(word)
+        } ?? [])
+        #expect(!commands.isEmpty, "\(help)")
+        #expect(names.isSubset(of: commands), "table: \(names.sorted()), help: \(commands.sorted())")
+        #expect(commands.subtracting(["help"]).isSubset(of: names), "help: \(commands.sorted()), table: \(names.sorted())")
+    }
+}

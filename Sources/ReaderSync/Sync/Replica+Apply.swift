@@ -10,10 +10,12 @@ extension Replica {
     /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` (malformed, corrupt, a value outside its field's rule,
     ///   another account's read state), ``ReaderSyncError/missingChanges(_:)`` (a gap),
     ///   ``ReaderSyncError/clockSkew(_:)``. Nothing changes then.
+    /// - Parameter progress: called every 1000 changes read from the bundle and once at the end (phase
+    ///   `.applying`, with the bundle's change count as `total` and its size as `totalBytes`).
     @discardableResult
-    public func applyBundle(at url: URL) throws -> BundleApplyResult {
+    public func applyBundle(at url: URL, progress: ProgressHandler? = nil) throws -> BundleApplyResult {
         let reader = try Self.guarded("read bundle") { try BundleReader(url: url) }
-        return try apply(reader, policy: defaultPolicy)
+        return try apply(reader, policy: defaultPolicy, progress: progress)
     }
 
     /// Merges an in-memory bundle. See ``applyBundle(at:)``.
@@ -61,13 +63,13 @@ extension Replica {
 
     /// Applies `reader` whole or not at all; when the bundle shows this replica was restored from a backup or
     /// copied, continues under a new identity first (its own transaction) and then applies what it can.
-    func apply(_ reader: BundleReader, policy: ApplyPolicy) throws -> BundleApplyResult {
+    func apply(_ reader: BundleReader, policy: ApplyPolicy, progress: ProgressHandler? = nil) throws -> BundleApplyResult {
         do {
-            return try applyOnce(reader, policy: policy)
+            return try applyOnce(reader, policy: policy, progress: progress)
         } catch let forked as Forked {
             let change = try rotateIdentity(reason: forked.reason)
             do {
-                return try applyOnce(reader, policy: policy)
+                return try applyOnce(reader, policy: policy, progress: progress)
             } catch let error as ReaderSyncError {
                 if case .missingChanges(let message) = error {
                     throw ReaderSyncError.missingChanges(
@@ -78,10 +80,15 @@ extension Replica {
         }
     }
 
-    private func applyOnce(_ reader: BundleReader, policy: ApplyPolicy) throws -> BundleApplyResult {
+    private func applyOnce(_ reader: BundleReader, policy: ApplyPolicy, progress: ProgressHandler?) throws -> BundleApplyResult {
         var result = BundleApplyResult()
         var event = ReplicaEvent(changes: [], origin: .merged)
         let header = reader.header
+        let total = Int(clamping: header.changeCount)
+        func report(complete: Bool) {
+            progress?(OperationProgress(phase: .applying, completed: result.received, total: total,
+                                        totalBytes: Int64(reader.totalBytes), isComplete: complete))
+        }
         try write("apply bundle") { db in
             guard Int(header.schemaVersion) <= StoreSchema.currentVersion else {
                 throw ReaderSyncError.invalidBundle(
@@ -147,6 +154,7 @@ extension Replica {
                 incoming.reserveCapacity(block.count)
                 for i in 0..<block.count {
                     result.received += 1
+                    if result.received % 1000 == 0 { report(complete: false) }
                     let number = block.firstNumber + UInt64(i)
                     guard let origin = origins[Int(block.origin[i])] else {
                         result.ignored += 1
@@ -195,6 +203,7 @@ extension Replica {
             try tx.setClock(clock.latest)
             try checkInvariants(db)
         }
+        report(complete: true)
         observers.send(event)
         return result
     }
@@ -223,20 +232,34 @@ extension Replica {
     /// Syncs with another replica in both directions: afterwards both hold the same changes (read state only
     /// if both belong to the same account) and, for the same account, identical dumps. No file is written: the
     /// bundles go from one to the other through memory (or an unnamed temporary file when large).
-    public func sync(with peer: Replica) throws -> SyncReport {
+    ///
+    /// - Parameter progress: told of each direction's export and apply, with ``OperationProgress/direction`` set.
+    public func sync(with peer: Replica, progress: ProgressHandler? = nil) throws -> SyncReport {
         var changes: [IdentityChange] = []
         if let change = try checkIdentity(against: try peer.knowledge(), peer: peer.path ?? "the peer replica") { changes.append(change) }
         if let change = try peer.checkIdentity(against: try knowledge(), peer: path ?? "the peer replica") { changes.append(change) }
-        let sent = try Self.transfer(from: self, to: peer)
-        let received = try Self.transfer(from: peer, to: self)
+        let sent = try Self.transfer(from: self, to: peer, progress: Self.directed(progress, .sending))
+        let received = try Self.transfer(from: peer, to: self, progress: Self.directed(progress, .receiving))
         return SyncReport(sent: sent, received: received, identityChanges: changes)
     }
 
-    private static func transfer(from source: Replica, to target: Replica) throws -> SyncReport.Direction {
+    /// `progress` with every value's direction set.
+    private static func directed(_ progress: ProgressHandler?, _ direction: OperationProgress.Direction) -> ProgressHandler? {
+        guard let progress else { return nil }
+        return { step in
+            var step = step
+            step.direction = direction
+            progress(step)
+        }
+    }
+
+    private static func transfer(from source: Replica, to target: Replica,
+                                 progress: ProgressHandler?) throws -> SyncReport.Direction {
         let theirs = try target.knowledge()
         let (reader, export) = try source.exportReader(for: theirs, receiver: ExportReceiver(account: target.account,
-                                                                                             replica: target.replicaID))
-        let applied = try target.apply(reader, policy: target.defaultPolicy)
+                                                                                             replica: target.replicaID),
+                                                       progress: progress)
+        let applied = try target.apply(reader, policy: target.defaultPolicy, progress: progress)
         return SyncReport.Direction(changes: Int(export.header.changeCount), bytes: export.bytes,
                                     applied: applied.applied, duplicates: applied.duplicates)
     }

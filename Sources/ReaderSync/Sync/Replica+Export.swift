@@ -24,13 +24,18 @@ extension Replica {
     ///   - maxChanges: at most this many changes (a page); the summary says whether more remain.
     ///   - maxBytes: stop adding changes once their values and keys add up to about this many bytes (before
     ///     compression); a page always holds at least one change.
+    ///   - progress: called every 1000 changes written into the bundle and once at the end, with the file's size
+    ///     (phase `.exporting`).
     public func exportBundle(to url: URL, for theirs: Knowledge, account: String?, receiver: ReplicaID? = nil,
-                             maxChanges: Int? = nil, maxBytes: Int? = nil) throws -> BundleExportSummary {
+                             maxChanges: Int? = nil, maxBytes: Int? = nil,
+                             progress: ProgressHandler? = nil) throws -> BundleExportSummary {
         try checkIdentity(against: theirs, peer: "the receiver")
         let (writer, complete) = try prepareExport(for: theirs, receiver: ExportReceiver(account: account, replica: receiver),
-                                                   maxChanges: maxChanges, maxBytes: maxBytes)
+                                                   maxChanges: maxChanges, maxBytes: maxBytes, progress: progress)
         let header = try Self.guarded("write bundle") { try writer.finish(to: url) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
+        progress?(OperationProgress(phase: .exporting, completed: Int(header.changeCount), total: Int(header.changeCount),
+                                    bytes: Int64(bytes), totalBytes: Int64(bytes), isComplete: true))
         return BundleExportSummary(header: header, bytes: bytes, isComplete: complete)
     }
 
@@ -46,14 +51,16 @@ extension Replica {
     }
 
     /// Builds a bundle and hands back a reader over it, without writing it anywhere (replica-to-replica sync).
-    func exportReader(for theirs: Knowledge, receiver: ExportReceiver) throws -> (BundleReader, BundleExportSummary) {
-        let (writer, complete) = try prepareExport(for: theirs, receiver: receiver, maxChanges: nil, maxBytes: nil)
+    func exportReader(for theirs: Knowledge, receiver: ExportReceiver,
+                      progress: ProgressHandler? = nil) throws -> (BundleReader, BundleExportSummary) {
+        let (writer, complete) = try prepareExport(for: theirs, receiver: receiver, maxChanges: nil, maxBytes: nil,
+                                                   progress: progress)
         let reader = try Self.guarded("write bundle") { try writer.finishReader() }
         return (reader, BundleExportSummary(header: reader.header, bytes: reader.totalBytes, isComplete: complete))
     }
 
     func prepareExport(for theirs: Knowledge, receiver: ExportReceiver, maxChanges: Int?,
-                       maxBytes: Int?) throws -> (BundleWriter, Bool) {
+                       maxBytes: Int?, progress: ProgressHandler? = nil) throws -> (BundleWriter, Bool) {
         if let maxChanges, maxChanges < 1 {
             throw ReaderSyncError.invalidInput("a bundle page must hold at least one change, got \(maxChanges)")
         }
@@ -176,8 +183,16 @@ extension Replica {
                                                   from: $0.from, to: $0.to, toIncarnation: $0.incarnation) }
                 },
                 acknowledgements: acknowledgements)
+            let total = selected.reduce(0) { $0 + $1.2.count }
+            var written = 0
             for (_, _, changes) in selected {
-                for change in changes { try writer.append(change) }
+                for change in changes {
+                    try writer.append(change)
+                    written += 1
+                    if written % 1000 == 0 {
+                        progress?(OperationProgress(phase: .exporting, completed: written, total: total))
+                    }
+                }
             }
             return (writer, complete)
         }

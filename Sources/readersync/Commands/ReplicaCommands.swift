@@ -19,42 +19,129 @@ struct InitCommand: ParsableCommand {
 struct ImportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import",
-        abstract: "Import articles: the page shape ({\"articles\": [...]}), a JSON array, or JSON Lines. All or nothing.")
+        abstract: "Import articles: the page shape ({\"articles\": [...]}), a JSON array, or JSON Lines. All or nothing.",
+        discussion: """
+            The file is read as a stream (any size, in bounded memory) and recorded in one transaction: a bad line or \
+            field is named (line 3: not valid JSON, articles[1].title: missing) and nothing is imported. Articles held \
+            unchanged, or held in a newer version, record nothing. Fields the article model does not hold are \
+            reported (or refused with --strict).
+            """)
     @OptionGroup var replica: ReplicaOptionsGroup
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var progress: ProgressOptions
+    @Flag(help: "Refuse a file whose articles carry fields the article model does not hold (default: report them).")
+    var strict = false
     @Argument(help: "The file to import.")
     var file: String
 
     func run() throws {
         try ReaderSync_CLI.run {
-            let articles = try ArticleImport.parse(contentsOf: URL(fileURLWithPath: file))
-            let summary = try replica.open().upsertArticles(articles)
-            say("imported \(articles.count) articles: \(summary.inserted) new, \(summary.updated) updated, \(summary.unchanged) unchanged")
+            let opened = try replica.open()
+            let reader = try ArticleReader(contentsOf: URL(fileURLWithPath: file), rejectsUnknownFields: strict)
+            let reporter = progress.reporter()
+            let summary = try opened.importArticles(from: reader, progress: reporter.handler)
+            reporter.finish()
+            if output.json { return try printJSON(ImportJSON(file: file, summary: summary)) }
+            var line = "imported \(Format.count(summary.articles, "article")): \(summary.inserted) new, "
+                + "\(summary.updated) updated, \(summary.unchanged) unchanged"
+            if summary.keptNewer > 0 {
+                line += ", \(summary.keptNewer) older than the version held (kept the newer version)"
+            }
+            say(line)
+            if !summary.unknownFields.isEmpty {
+                let fields = summary.unknownFields.map { field in
+                    "\(field.name) (\(Format.count(field.articles, "article")), first at \(field.firstPlace))"
+                }
+                say("left out \(Format.count(summary.unknownFields.count, "field")) the article model does not hold: "
+                    + fields.joined(separator: ", ") + "; --strict refuses such files")
+            }
         }
     }
 }
 
 struct ListCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the feed, newest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the feed, newest first, a page at a time.",
+        discussion: """
+            On a terminal a page holds 50 articles and the line 'more: --after CURSOR' on stderr says how to see the \
+            next one; elsewhere (a pipe, a file) every article is printed unless --limit is given. --json items carry \
+            no body unless --with-body; the document's 'next' is the cursor of the next page (null at the end).
+            """)
     @OptionGroup var replica: ReplicaOptionsGroup
     @OptionGroup var output: OutputOptions
+    @OptionGroup var paging: PagingOptions
     @Flag(help: "Only unread articles.") var unread = false
     @Flag(help: "Only saved articles.") var saved = false
-    @Option(help: "Only articles from this source.") var source: String?
-    @Option(help: "Only articles with this topic.") var topic: String?
+    @Option(help: "Only articles from this source (any letter case).") var source: String?
+    @Option(help: "Only articles with this topic (any letter case).") var topic: String?
+    @Flag(name: .customLong("with-body"), help: "Include each article's body in --json output.") var withBody = false
+
+    /// Items fetched per query while printing.
+    static let batch = 500
+
+    func validate() throws {
+        if withBody && !output.json {
+            throw ValidationError("--with-body adds bodies to --json output; the text list never shows bodies")
+        }
+        if let after = paging.after, FeedCursor(after) == nil {
+            throw ValidationError("--after '\(after)' is not a cursor printed by `readersync list` (they start with f1.)")
+        }
+    }
 
     func run() throws {
         try ReaderSync_CLI.run {
-            let items = try replica.open().feed(FeedQuery(unreadOnly: unread, savedOnly: saved, source: source, topic: topic))
-            if output.json { return try printJSON(items.map(FeedItemJSON.init)) }
-            if items.isEmpty { say("(no articles)"); return }
-            for item in items {
-                let state = item.readState
-                let flags = (state.isRead ? "read  " : "unread") + (state.isSaved ? " saved" : "      ")
-                let progress = state.progress > 0 ? String(format: " %3.0f%%", state.progress * 100) : "     "
-                let comments = item.commentCount == 0 ? "" : item.commentCount == 1 ? "  [1 comment]" : "  [\(item.commentCount) comments]"
-                say("\(flags)\(progress)  \(item.article.id)  \(item.article.source): \(item.article.title)\(comments)")
+            let opened = try replica.open()
+            let query = FeedQuery(unreadOnly: unread, savedOnly: saved, source: source, topic: topic)
+            let limit = paging.effectiveLimit
+            var cursor = paging.after.flatMap(FeedCursor.init)
+            var remaining = limit ?? Int.max
+            var next: FeedCursor?
+            var shown = 0
+            var json = output.json ? JSONDocumentStream() : nil
+            var text = BufferedOutput()
+            if json != nil {
+                try json?.member("format", JSONFormat.list)
+                json?.beginArray("items")
+            }
+            while remaining > 0 {
+                let page = try opened.feedPage(query, after: cursor, limit: min(remaining, Self.batch),
+                                               includeBodies: output.json && withBody)
+                for item in page.items {
+                    if json != nil {
+                        try json?.item(FeedItemJSON(item: item, withBody: withBody))
+                    } else {
+                        text.line(Self.row(item))
+                    }
+                }
+                shown += page.items.count
+                remaining -= page.items.count
+                cursor = page.next
+                next = page.next
+                if page.next == nil { break }
+            }
+            if json != nil {
+                json?.endArray()
+                if let next { try json?.member("next", next.description) } else { json?.nullMember("next") }
+                try json?.member("withBody", withBody)
+                json?.end()
+                return
+            }
+            if shown == 0 { text.line(paging.after == nil ? "(no articles)" : "(no more articles)") }
+            text.flush()
+            if let next, let limit {
+                note("more: --after \(next) (stopped at the limit of \(Format.count(limit, "article")))")
             }
         }
+    }
+
+    /// `unread saved  75%  2025-07-03  id  Source: Title  [2 comments]`.
+    static func row(_ item: FeedItem) -> String {
+        let state = item.readState
+        let flags = (state.isRead ? "read  " : "unread") + (state.isSaved ? " saved" : "      ")
+        let progress = state.progress > 0 ? String(format: " %3.0f%%", state.progress * 100) : "     "
+        let date = (item.article.publishedAt ?? item.article.updatedAt).map(Format.day) ?? "(no date) "
+        let comments = item.commentCount == 0 ? "" : "  [\(Format.count(item.commentCount, "comment"))]"
+        return "\(flags)\(progress)  \(date)  \(item.article.id)  \(item.article.source): \(item.article.title)\(comments)"
     }
 }
 
@@ -67,24 +154,42 @@ struct ShowCommand: ParsableCommand {
     func run() throws {
         try ReaderSync_CLI.run {
             let detail = try replica.open().article(id)
-            if output.json { return try printJSON(ArticleDetailJSON(detail)) }
+            let visible = Self.count(detail.comments, deleted: false)
+            if output.json { return try printJSON(ShowJSON(detail: detail, commentCount: visible)) }
             let a = detail.article
             say(a.title)
-            say("\(a.source)\(a.byline.map { " · by \($0)" } ?? "")\(a.publishedAt.map { " · \($0)" } ?? "")")
+            var byline = a.source
+            if let by = a.byline { byline += " · by \(by)" }
+            if let published = a.publishedAt { byline += " · published \(Self.minute(published))" }
+            if let updated = a.updatedAt, updated != a.publishedAt { byline += " · updated \(Self.minute(updated))" }
+            say(byline)
             let s = detail.readState
             say("[\(s.isRead ? "read" : "unread")\(s.isSaved ? ", saved" : "")\(s.progress > 0 ? String(format: ", %.0f%% read", s.progress * 100) : "")]")
             say("")
             say(a.body)
             if !a.related.isEmpty { say(""); say("Related: \(a.related.joined(separator: ", "))") }
             say("")
-            let count = countComments(detail.comments)
-            say(count == 0 ? "Comments: none yet" : "Comments (\(count)):")
+            let deleted = Self.count(detail.comments, deleted: true)
+            if detail.comments.isEmpty {
+                say("Comments: none yet")
+            } else if deleted == 0 {
+                say("Comments (\(visible)):")
+            } else {
+                say("Comments (\(visible), and \(deleted) deleted):")
+            }
             printThread(detail.comments, depth: 1)
         }
     }
 
-    private func countComments(_ threads: [CommentThread]) -> Int {
-        threads.reduce(0) { $0 + ($1.comment.isDeleted ? 0 : 1) + countComments($1.replies) }
+    /// `2025-07-03 12:00 UTC`.
+    private static func minute(_ date: Date) -> String {
+        let iso = Format.iso(date)
+        return "\(iso.prefix(10)) \(iso.dropFirst(11).prefix(5)) UTC"
+    }
+
+    /// Comments in the threads that are (or are not) deleted.
+    private static func count(_ threads: [CommentThread], deleted: Bool) -> Int {
+        threads.reduce(0) { $0 + ($1.comment.isDeleted == deleted ? 1 : 0) + count($1.replies, deleted: deleted) }
     }
 
     private func printThread(_ threads: [CommentThread], depth: Int) {
@@ -197,25 +302,73 @@ struct CommentCommand: ParsableCommand {
 }
 
 struct LogCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "log", abstract: "Print the change log, oldest first.")
+    static let configuration = CommandConfiguration(
+        commandName: "log", abstract: "Print the change log, oldest first, a page at a time.",
+        discussion: """
+            The cursor is the first column (HLC-ORIGIN-SEQ, the entry's place in write order). On a terminal a page holds 50 entries and \
+            'more: --after N' on stderr says where the next page starts; elsewhere every entry is printed unless \
+            --limit is given.
+            """)
     @OptionGroup var replica: ReplicaOptionsGroup
     @OptionGroup var output: OutputOptions
-    @Option(help: "Only entries after this cursor (printed first on each line).") var after: String?
-    @Option(help: "At most this many entries.") var limit: Int = 1000
+    @OptionGroup var paging: PagingOptions
+
+    /// Entries fetched per query while printing.
+    static let batch = 1000
 
     func run() throws {
         try ReaderSync_CLI.run {
-            guard limit > 0 else { throw ReaderSyncError.invalidInput("--limit must be positive, got \(limit)") }
             let opened = try replica.open()
-            let entries = try opened.changeLog(after: after, limit: limit)
-            if output.json { return try printJSON(entries) }
-            if entries.isEmpty { say("(change log is empty)"); return }
-            for entry in entries {
-                let c = entry.change
-                let origin = c.origin == opened.replicaID ? "local" : "\(entry.originAccount)@\(c.origin.description.prefix(8))"
-                say("\(entry.cursor)\t\(c.hlc)\t\(origin)#\(c.seq)\t\(c.entity) \(c.key) .\(c.field) = \(c.value)")
+            let limit = paging.effectiveLimit
+            let start = paging.after
+            var last = start
+            var remaining = limit ?? Int.max
+            var shown = 0
+            var json = output.json ? JSONDocumentStream() : nil
+            var text = BufferedOutput()
+            json?.beginArray("entries")
+            var exhausted = false
+            while remaining > 0 {
+                let want = min(remaining, Self.batch)
+                let entries = try opened.changeLog(after: last, limit: want)
+                for entry in entries {
+                    let isLocal = entry.change.origin == opened.replicaID
+                    if json != nil {
+                        try json?.item(LogEntryJSON(entry: entry, isLocal: isLocal))
+                    } else {
+                        text.line(Self.row(entry, isLocal: isLocal))
+                    }
+                }
+                shown += entries.count
+                remaining -= entries.count
+                if let final = entries.last { last = final.cursor }
+                if entries.count < want {
+                    exhausted = true
+                    break
+                }
+            }
+            // Stopped by the limit: is there more?
+            let more = try !exhausted && !opened.changeLog(after: last, limit: 1).isEmpty
+            if json != nil {
+                json?.endArray()
+                try json?.member("format", JSONFormat.log)
+                if more, let last { try json?.member("next", last) } else { json?.nullMember("next") }
+                json?.end()
+                return
+            }
+            if shown == 0 { text.line(start == nil ? "(change log is empty)" : "(no entries after \(start ?? ""))") }
+            text.flush()
+            if more, let limit {
+                note("more: --after \(last ?? "") (stopped at the limit of \(Format.count(limit, "entry", "entries")))")
             }
         }
+    }
+
+    /// `local sequence, hlc, origin#seq, entity key .field = value`, tab-separated.
+    static func row(_ entry: ChangeLogEntry, isLocal: Bool) -> String {
+        let c = entry.change
+        let origin = isLocal ? "local" : "\(entry.originAccount)@\(c.origin.description.prefix(8))"
+        return "\(entry.cursor)\t\(c.hlc)\t\(origin)#\(c.seq)\t\(c.entity) \(c.key) .\(c.field) = \(c.value)"
     }
 }
 
@@ -227,16 +380,16 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         try ReaderSync_CLI.run {
             let s = try replica.open().status()
-            if output.json { return try printJSON(s) }
+            if output.json { return try printJSON(StatusJSON(status: s)) }
             say("replica:   \(s.replicaID)")
             say("account:   \(s.account) (\(s.role.rawValue))")
-            say("file:      \(s.path ?? "(memory)") (\(formatBytes(s.databaseBytes)), schema v\(s.schemaVersion))")
+            say("file:      \(s.path ?? "(memory)") (\(Format.bytes(s.databaseBytes)), schema v\(s.schemaVersion))")
             say("articles:  \(s.articles)")
             say("comments:  \(s.comments)")
             say("read states: \(s.readStates)")
             say("clock:     \(s.clock)")
             say("own changes: \(s.lastSequence)")
-            say("change log: \(s.logEntries) entries retained (~\(formatBytes(s.logBytes)))")
+            say("change log: \(Format.count(s.logEntries, "entry", "entries")) retained (~\(Format.bytes(s.logBytes)))")
             say("known replicas: \(s.knownReplicas)")
         }
     }
@@ -250,7 +403,7 @@ struct DumpCommand: ParsableCommand {
 
     func run() throws {
         try ReaderSync_CLI.run {
-            FileHandle.standardOutput.write(try replica.open().canonicalDump(account: account))
+            Output.standardOutput.write(try replica.open().canonicalDump(account: account))
         }
     }
 }
@@ -264,6 +417,32 @@ struct SchemaCommand: ParsableCommand {
         try ReaderSync_CLI.run {
             say(try Replica.inMemory(account: "schema").schemaSQL())
         }
+    }
+}
+
+struct CompletionCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "completion", abstract: "Print a shell completion script (bash, zsh or fish).",
+        discussion: """
+            bash:  readersync completion bash > ~/.local/share/bash-completion/completions/readersync
+            zsh:   readersync completion zsh > "${fpath[1]}/_readersync"
+            fish:  readersync completion fish > ~/.config/fish/completions/readersync.fish
+            """)
+
+    enum Shell: String, ExpressibleByArgument, CaseIterable {
+        case bash, zsh, fish
+    }
+
+    @Argument(help: "The shell: bash, zsh or fish.") var shell: Shell
+
+    func run() throws {
+        let kind: CompletionShell
+        switch shell {
+        case .bash: kind = .bash
+        case .zsh: kind = .zsh
+        case .fish: kind = .fish
+        }
+        Output.standardOutput.write(ReaderSyncCommand.completionScript(for: kind))
     }
 }
 

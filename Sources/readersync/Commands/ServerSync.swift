@@ -2,34 +2,50 @@ import Foundation
 import ReaderSync
 
 /// Syncs `replica` with a sync server over HTTP: pushes what the server lacks, then pulls pages of what the
-/// replica lacks. Prints a summary on stdout, progress lines on stderr unless `quiet`, and every change the
-/// server refused (they stay in this replica).
-func syncWithServer(replica: Replica, url: String, token: String?, quiet: Bool) async throws {
+/// replica lacks. Prints a summary on stdout (or JSON), progress on stderr as `reporter` decides, and every
+/// change the server refused (they stay in this replica).
+func syncWithServer(replica: Replica, url: String, token: String?, json: Bool, reporter: ProgressReporter) async throws {
     guard let token, !token.isEmpty else {
         throw ReaderSyncError.invalidInput("syncing with \(url) needs a token: pass --token or set READERSYNC_TOKEN")
     }
-    let transport = try URLSessionTransport(url: url, token: token, retry: retryPolicy(), onRetry: quiet ? nil : printRetry)
-    let report = try await replica.sync(using: transport, progress: quiet ? nil : printProgress)
+    let transport = try URLSessionTransport(url: url, token: token, retry: retryPolicy(),
+                                            onRetry: reporter.isOn ? printRetry : nil)
+    var onPage: (@Sendable (ServerSyncProgress) -> Void)?
+    if reporter.isOn { onPage = { step in reporter.report(step) } }
+    let report: ServerSyncReport
+    do {
+        report = try await replica.sync(using: transport, progress: onPage)
+    } catch ReaderSyncError.transport(let message) where message.contains("(401:") {
+        // The server does not know the token (mistyped, or revoked): only its operator can issue a new one.
+        throw ReaderSyncError.transport(
+            "\(message); get a new token from the server's operator and pass it with --token or READERSYNC_TOKEN")
+    }
+    reporter.finish()
+    if let change = report.identityChange {
+        note("\(change.reason); this replica continues as \(change.current) (was \(change.previous)), keeping everything it held")
+    }
     let pushed = report.pushed
     let pulled = report.pulled
-    say("sent \(pushed.changes) changes (\(formatBytes(pushed.bytes))) to \(url): \(pushed.applied) new, \(pushed.duplicates) already held")
-    say("received \(pulled.changes) changes (\(formatBytes(pulled.bytes))) from \(url): \(pulled.applied) new")
+    if json {
+        return try printJSON(SyncJSON(
+            peer: url, kind: "server",
+            sent: .init(changes: pushed.changes, bytes: pushed.bytes, applied: pushed.applied, duplicates: pushed.duplicates),
+            received: .init(changes: pulled.changes, bytes: pulled.bytes, applied: pulled.applied, duplicates: pulled.duplicates),
+            readState: true,
+            refused: report.refused.map {
+                .init(origin: $0.origin.description, seq: String($0.seq), entity: $0.entity.description, key: $0.key,
+                      field: $0.field, reason: $0.reason)
+            }))
+    }
+    say("sent \(Format.count(pushed.changes, "change")) (\(Format.bytes(pushed.bytes))) to \(url): \(pushed.applied) new, \(pushed.duplicates) already held")
+    say("received \(Format.count(pulled.changes, "change")) (\(Format.bytes(pulled.bytes))) from \(url): \(pulled.applied) new")
     if !report.refused.isEmpty {
-        say("the server refused \(report.refused.count) changes; they stay in this replica:")
+        say("the server refused \(Format.count(report.refused.count, "change")); \(report.refused.count == 1 ? "it stays" : "they stay") in this replica:")
         for refused in report.refused {
             say("  \(refused.entity) \(refused.key) (\(refused.field)): \(refused.reason)")
         }
     }
 }
-
-/// Prints one progress line on stderr.
-@Sendable private func printProgress(_ step: ServerSyncProgress) {
-    let verb = step.phase == .pushing ? "pushed" : "pulled"
-    let done = step.isComplete ? ", done" : ""
-    let line = "\(verb) page \(step.pages): \(step.changes) changes (\(formatBytes(step.bytes)))\(done)\n"
-    FileHandle.standardError.write(Data(line.utf8))
-}
-
 /// How long to wait for a server that asks to retry later: the default policy, with the longest wait taken from
 /// `$READERSYNC_MAX_RETRY_WAIT` (seconds; 0 never waits) when it is set.
 private func retryPolicy() -> RetryPolicy {

@@ -7,16 +7,21 @@ struct SyncCommand: AsyncParsableCommand {
         commandName: "sync",
         abstract: "Sync with another replica file, or with a sync server (http:// or https:// URL). Both directions.")
     @OptionGroup var replica: ReplicaOptionsGroup
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var progress: ProgressOptions
     @Argument(help: "The other replica's path, or a server URL.") var peer: String
     @Option(help: "Bearer token for a server (default: $READERSYNC_TOKEN).") var token: String?
-    @Flag(name: .long, help: "Print no progress lines while transferring (server sync).") var quiet = false
 
     func run() async throws {
         try await ReaderSync_CLI.runAsync {
-            if peer.hasPrefix("http://") || peer.hasPrefix("https://") {
+            if let scheme = Self.scheme(of: peer) {
+                guard scheme == "http" || scheme == "https" else {
+                    throw ReaderSyncError.invalidInput(
+                        "\(scheme):// is not supported: sync takes a replica file or an http:// or https:// server URL")
+                }
                 try await syncWithServer(replica: try replica.open(), url: peer,
                                          token: token ?? ProcessInfo.processInfo.environment["READERSYNC_TOKEN"],
-                                         quiet: quiet)
+                                         json: output.json, reporter: progress.reporter())
                 return
             }
             let local = try replica.open()
@@ -24,13 +29,34 @@ struct SyncCommand: AsyncParsableCommand {
             guard other.replicaID != local.replicaID else {
                 throw ReaderSyncError.invalidInput("\(peer) is the same replica as \(replica.path)")
             }
-            let report = try local.sync(with: other)
-            say("sent \(report.sent.changes) changes (\(formatBytes(report.sent.bytes))) to \(peer): \(report.sent.applied) new")
-            say("received \(report.received.changes) changes (\(formatBytes(report.received.bytes))) from \(peer): \(report.received.applied) new")
-            if local.account != other.account {
+            let reporter = progress.reporter()
+            let report = try local.sync(with: other, progress: reporter.handler)
+            reporter.finish()
+            let sameAccount = local.account == other.account
+            if output.json {
+                return try printJSON(SyncJSON(
+                    peer: peer, kind: "replica",
+                    sent: .init(changes: report.sent.changes, bytes: report.sent.bytes, applied: report.sent.applied,
+                                duplicates: report.sent.duplicates),
+                    received: .init(changes: report.received.changes, bytes: report.received.bytes,
+                                    applied: report.received.applied, duplicates: report.received.duplicates),
+                    readState: sameAccount, refused: []))
+            }
+            say("sent \(Format.count(report.sent.changes, "change")) (\(Format.bytes(report.sent.bytes))) to \(peer): \(report.sent.applied) new")
+            say("received \(Format.count(report.received.changes, "change")) (\(Format.bytes(report.received.bytes))) from \(peer): \(report.received.applied) new")
+            if !sameAccount {
                 say("note: \(peer) belongs to account \(other.account); read state was not exchanged")
             }
         }
+    }
+
+    /// The lowercased scheme of a URL-like peer (`ftp` of `ftp://host`), or nil for a path.
+    static func scheme(of peer: String) -> String? {
+        guard let range = peer.range(of: "://") else { return nil }
+        let scheme = peer[..<range.lowerBound]
+        guard let first = scheme.first, first.isASCII, first.isLetter,
+              scheme.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "+.-".contains($0)) }) else { return nil }
+        return scheme.lowercased()
     }
 }
 
@@ -43,6 +69,8 @@ struct BundleCommand: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Write a bundle: everything held (--all) or what a far replica lacks (--for its knowledge file).")
         @OptionGroup var replica: ReplicaOptionsGroup
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var progress: ProgressOptions
         @Option(help: "The bundle file to write.") var out: String
         @Flag(help: "Every change held (read state included: carry it to devices of this account only).") var all = false
         @Option(name: .customLong("for"), help: "A knowledge file from the receiving replica (`readersync knowledge`).")
@@ -70,8 +98,21 @@ struct BundleCommand: ParsableCommand {
                 if sharedOnly { account = nil }
                 let url = URL(fileURLWithPath: out)
                 try OutputFile.check(url, kind: .bundle, force: force, replicaPath: replica.path)
-                let summary = try opened.exportBundle(to: url, for: theirs, account: account, receiver: receiver)
-                say("wrote \(summary.header.changeCount) changes to \(out) (\(formatBytes(summary.bytes)))")
+                let reporter = progress.reporter()
+                let summary = try opened.exportBundle(to: url, for: theirs, account: account, receiver: receiver,
+                                                      progress: reporter.handler)
+                reporter.finish()
+                let changes = Int(summary.header.changeCount)
+                let carriesReadState = summary.header.ranges.contains { $0.scope == .private }
+                if output.json {
+                    return try printJSON(BundleExportJSON(file: out, changes: changes, bytes: summary.bytes,
+                                                          readState: carriesReadState, complete: summary.isComplete))
+                }
+                say("wrote \(Format.count(changes, "change")) to \(out) (\(Format.bytes(summary.bytes)))")
+                if all && carriesReadState {
+                    say("note: it carries \(opened.account)'s read state, so only devices of \(opened.account) can import it; "
+                        + "for a device of another account, export with --shared-only, or with --for its knowledge file")
+                }
             }
         }
     }
@@ -79,13 +120,43 @@ struct BundleCommand: ParsableCommand {
     struct Import: ParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Merge a bundle file into this replica (whole or not at all).")
         @OptionGroup var replica: ReplicaOptionsGroup
+        @OptionGroup var output: OutputOptions
+        @OptionGroup var progress: ProgressOptions
         @Argument(help: "The bundle file.") var file: String
 
         func run() throws {
             try ReaderSync_CLI.run {
-                let result = try replica.open().applyBundle(at: URL(fileURLWithPath: file))
-                say("merged \(result.applied) new changes from \(file) (\(result.received) in bundle, \(result.duplicates) already held)")
+                let opened = try replica.open()
+                let url = URL(fileURLWithPath: file)
+                let reporter = progress.reporter()
+                let result: BundleApplyResult
+                do {
+                    result = try opened.applyBundle(at: url, progress: reporter.handler)
+                } catch let error as ReaderSyncError {
+                    throw Self.explain(error, file: file, url: url, replica: opened)
+                }
+                reporter.finish()
+                if output.json {
+                    return try printJSON(BundleImportJSON(file: file, received: result.received, applied: result.applied,
+                                                          duplicates: result.duplicates))
+                }
+                say("merged \(result.applied) new \(result.applied == 1 ? "change" : "changes") from \(file) "
+                    + "(\(result.received) in bundle, \(result.duplicates) already held)")
             }
+        }
+
+        /// A refused bundle that carries another account's read state says how to get one this replica takes.
+        static func explain(_ error: ReaderSyncError, file: String, url: URL, replica: Replica) -> ReaderSyncError {
+            guard case .invalidBundle = error, replica.role == .device,
+                  let header = try? Replica.inspectBundle(at: url) else { return error }
+            let accounts = Dictionary(header.origins.map { ($0.id, $0.account) }, uniquingKeysWith: { first, _ in first })
+            let foreign = header.ranges.lazy.filter { $0.scope == .private }
+                .compactMap { accounts[$0.origin] }.first { $0 != replica.account }
+            guard let foreign else { return error }
+            return .invalidBundle(
+                "\(file) carries read state of account '\(foreign)', and this replica belongs to '\(replica.account)': "
+                + "ask for a bundle made with `readersync bundle export --shared-only`, or with `--for` this replica's "
+                + "knowledge file (`readersync knowledge --out FILE`)")
         }
     }
 
@@ -97,7 +168,7 @@ struct BundleCommand: ParsableCommand {
         func run() throws {
             try ReaderSync_CLI.run {
                 let report = try BundleInspection.inspect(at: URL(fileURLWithPath: file))
-                if output.json { return try printJSON(report) }
+                if output.json { return try printJSON(BundleInspectJSON(report: report)) }
                 say("format:      v\(report.formatVersion) (store schema v\(report.schemaVersion))")
                 say("source:      \(report.source) (account \(report.account))")
                 say("changes:     \(report.changeCount)  [" + report.countsByEntity.sorted { $0.key < $1.key }
@@ -127,7 +198,7 @@ struct KnowledgeCommand: ParsableCommand {
             let url = URL(fileURLWithPath: out)
             try OutputFile.check(url, kind: .knowledge, force: force, replicaPath: replica.path)
             try OutputFile.write(try file.jsonData(), to: url)
-            say("wrote knowledge of \(file.knowledge.entries.count) origin streams to \(out)")
+            say("wrote knowledge of \(Format.count(file.knowledge.entries.count, "origin stream")) to \(out)")
         }
     }
 }

@@ -175,6 +175,11 @@ final class Sandbox {
                             sourceLocation: sourceLocation)
     }
 
+    /// `status --json`'s `lastSequence` (a decimal string) as a number.
+    func lastSequence(_ db: String, sourceLocation: SourceLocation = #_sourceLocation) throws -> Int? {
+        (try status(db, sourceLocation: sourceLocation)["lastSequence"] as? String).flatMap { Int($0) }
+    }
+
     /// Creates a replica for `account` and imports the fixture into it.
     func replicaWithFixture(_ db: String, account: String = "alice") throws {
         try ok("init", "--db", db, "--account", account)
