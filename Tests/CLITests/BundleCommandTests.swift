@@ -86,7 +86,7 @@ final class BundleCommandTests {
         let size = try box.bytes("all.bundle").count
 
         let text = try box.ok("bundle", "inspect", "all.bundle")
-        #expect(text.lines.first == "format:      v1 (store schema v1)", "\(text)")
+        #expect(text.lines.first == "format:      v2 (store schema v2)", "\(text)")
         #expect(text.lines.contains("source:      \(replicaID) (account alice)"), "\(text)")
         #expect(text.lines.contains("changes:     10  [article: 4, comment: 4, readState: 2]"), "\(text)")
         #expect(text.lines.contains { $0.hasPrefix("checksum:    0x") && $0.hasSuffix(" (verified)") }, "\(text)")
@@ -171,17 +171,17 @@ final class BundleCommandTests {
     @Test("a bundle of a newer format version is refused")
     func newerFormat() throws {
         var bytes = try goodBundle()
-        bytes[8] = 2; bytes[9] = 0
+        bytes[8] = 3; bytes[9] = 0
         resealHeader(&bytes)
-        try box.write("v2.bundle", bytes: bytes)
-        try expectRefusedBundle("v2.bundle", mentions: ["format version 2", "newer"])
+        try box.write("v3.bundle", bytes: bytes)
+        try expectRefusedBundle("v3.bundle", mentions: ["format version 3", "newer"])
     }
 
     @Test("a bundle whose header claims absurd sizes is refused")
     func absurdSizes() throws {
         let good = try goodBundle()
-        // changeCount at 32, payloadLength at 40, uncompressedLength at 48 (see Schemas/bundle-format.md).
-        for (offset, what) in [(32, "changes"), (40, "payload"), (48, "inflates")] {
+        // changeCount at 42, payloadLength at 50, uncompressedLength at 58 (see Schemas/bundle-format.md, 3.2).
+        for (offset, what) in [(42, "changes"), (50, "payload"), (58, "inflates")] {
             var bytes = good
             for i in 0..<8 { bytes[offset + i] = i == 7 ? 0x7f : 0xff }
             resealHeader(&bytes)

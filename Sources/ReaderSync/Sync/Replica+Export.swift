@@ -56,6 +56,9 @@ extension Replica {
         let (writer, complete) = try prepareExport(for: theirs, receiver: receiver, maxChanges: nil, maxBytes: nil,
                                                    progress: progress)
         let reader = try Self.guarded("write bundle") { try writer.finishReader() }
+        progress?(OperationProgress(phase: .exporting, completed: Int(reader.header.changeCount),
+                                    total: Int(reader.header.changeCount), bytes: Int64(reader.totalBytes),
+                                    totalBytes: Int64(reader.totalBytes), isComplete: true))
         return (reader, BundleExportSummary(header: reader.header, bytes: reader.totalBytes, isComplete: complete))
     }
 

@@ -316,6 +316,15 @@ struct LogCommand: ParsableCommand {
     /// Entries fetched per query while printing.
     static let batch = 1000
 
+    func validate() throws {
+        if let after = paging.after {
+            let parts = after.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 3, parts.allSatisfy({ !$0.isEmpty && $0.allSatisfy(\.isASCII) && UInt64($0) != nil }) else {
+                throw ValidationError("--after '\(after)' is not a change-log cursor (the first column of `readersync log`, HLC-ORIGIN-SEQ)")
+            }
+        }
+    }
+
     func run() throws {
         try ReaderSync_CLI.run {
             let opened = try replica.open()
@@ -403,7 +412,8 @@ struct DumpCommand: ParsableCommand {
 
     func run() throws {
         try ReaderSync_CLI.run {
-            Output.standardOutput.write(try replica.open().canonicalDump(account: account))
+            // Streamed: memory stays flat whatever the replica holds.
+            try replica.open().writeCanonicalDump(account: account) { Output.standardOutput.write($0) }
         }
     }
 }
