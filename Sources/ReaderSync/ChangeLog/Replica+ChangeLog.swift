@@ -10,6 +10,8 @@ extension Replica {
         var key: String
         var field: FieldCode
         var value: ChangeValue
+        /// The value already checked and parsed by the caller (an article's content), or nil to check it here.
+        var parsed: ChangeRules.Parsed? = nil
     }
 
     /// Records a local mutation inside the caller's transaction: stamps it after the current winner of every
@@ -40,10 +42,14 @@ extension Replica {
         for write in writes {
             seq += 1
             let parsed: ChangeRules.Parsed
-            do {
-                parsed = try ChangeRules.check(entity: write.entity, field: write.field, key: write.key, value: write.value)
-            } catch {
-                throw ReaderSyncError.invalidInput(error.message)
+            if let checked = write.parsed {
+                parsed = checked
+            } else {
+                do {
+                    parsed = try ChangeRules.check(entity: write.entity, field: write.field, key: write.key, value: write.value)
+                } catch {
+                    throw ReaderSyncError.invalidInput(error.message)
+                }
             }
             incoming.append(IncomingChange(origin: me.origin, seq: seq, hlc: stamp.rawValue, entity: write.entity,
                                            field: write.field, keyID: keys.intern(write.key).id, value: write.value,

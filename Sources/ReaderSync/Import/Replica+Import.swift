@@ -61,7 +61,7 @@ extension Replica {
                 CREATE TEMP TABLE import_seen (id TEXT PRIMARY KEY, place TEXT NOT NULL) WITHOUT ROWID;
                 """)
             let markSeen = try db.cachedStatement(sql: "INSERT INTO temp.import_seen (id, place) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            var batch: [(id: String, content: ArticleContent)] = []
+            var batch: [ValidArticle] = []
             var batchBytes = 0
             func flush() throws {
                 guard !batch.isEmpty else { return }
@@ -78,8 +78,9 @@ extension Replica {
             while let article = try reader.next() {
                 summary.articles += 1
                 if summary.articles % Self.importBatchArticles == 0 { report(complete: false) }
+                let valid: ValidArticle
                 do {
-                    try Self.validate(article, at: reader.place)
+                    valid = try Self.validated(article, at: reader.place)
                 } catch ReaderSyncError.invalidInput(let message) {
                     throw ReaderSyncError.invalidImport(message)
                 }
@@ -91,9 +92,8 @@ extension Replica {
                                                     arguments: [article.id]) ?? "an earlier article"
                     throw ReaderSyncError.invalidImport("\(reader.place).id: '\(Keys.printable(article.id))' appears twice (first at \(first))")
                 }
-                let content = ArticleContent(article)
-                batch.append((article.id, content))
-                batchBytes += article.body.utf8.count + article.title.utf8.count
+                batch.append(valid)
+                batchBytes += valid.encoded.utf8.count
                 if batch.count >= Self.importBatchArticles || batchBytes >= Self.importBatchBytes { try flush() }
             }
             try flush()

@@ -149,14 +149,14 @@ extension Replica {
     @discardableResult
     public func upsertArticles(_ articles: [Article]) throws -> UpsertSummary {
         var seen = Set<ByteString>()
-        var contents: [(id: String, content: ArticleContent)] = []
+        var contents: [ValidArticle] = []
         contents.reserveCapacity(articles.count)
         for (index, article) in articles.enumerated() {
-            try Self.validate(article, at: "article \(index + 1) (\(Keys.printable(article.id)))")
+            let valid = try Self.validated(article, at: "article \(index + 1) (\(Keys.printable(article.id)))")
             guard seen.insert(ByteString(article.id)).inserted else {
                 throw ReaderSyncError.invalidInput("article \(index + 1): id \(Keys.printable(article.id)) appears twice")
             }
-            contents.append((article.id, ArticleContent(article)))
+            contents.append(valid)
         }
         var summary = UpsertSummary(inserted: 0, updated: 0, unchanged: 0)
         try mutate("upsert articles") { db in
@@ -168,14 +168,14 @@ extension Replica {
 
     /// The writes that bring `contents` into the store, counting what each does; an article held exactly as
     /// given, or held in a newer version, records nothing.
-    func articleWrites(_ db: Database, _ contents: [(id: String, content: ArticleContent)],
+    func articleWrites(_ db: Database, _ contents: [ValidArticle],
                        summary: inout UpsertSummary) throws -> [FieldWrite] {
         var writes: [FieldWrite] = []
         let lookup = try db.cachedStatement(sql: """
             SELECT source, url, title, byline, body, topics, related, published_at, updated_at
             FROM article WHERE key = ? AND content_hlc IS NOT NULL
             """)
-        for (id, content) in contents {
+        for (id, content, encoded) in contents {
             if let row = try Row.fetchOne(lookup, arguments: [id]) {
                 let held = try StoreTransaction.content(row, offset: 0)
                 if held == content { summary.unchanged += 1; continue }
@@ -187,7 +187,8 @@ extension Replica {
             } else {
                 summary.inserted += 1
             }
-            writes.append(FieldWrite(entity: .article, key: id, field: .content, value: .string(content.encoded())))
+            writes.append(FieldWrite(entity: .article, key: id, field: .content, value: .string(encoded),
+                                     parsed: .content(content)))
         }
         return writes
     }
@@ -195,12 +196,28 @@ extension Replica {
     /// Checks an article against the rules for ids and content (`Schemas/merge-rules.md`, "Values"), on the
     /// size it will have in a bundle.
     static func validate(_ article: Article, at place: String) throws {
+        _ = try validated(article, at: place)
+    }
+
+    /// An article checked against the rules, with its content and the content's canonical JSON (encoded once).
+    typealias ValidArticle = (id: String, content: ArticleContent, encoded: String)
+
+    /// Checks an article (see ``validate(_:at:)``) and returns its content and canonical JSON.
+    static func validated(_ article: Article, at place: String) throws -> ValidArticle {
         if let problem = Keys.problem(withID: article.id) {
             throw ReaderSyncError.invalidInput("\(place): id \(problem)")
         }
-        if let problem = ArticleContent(article).problem() {
+        let content = ArticleContent(article)
+        // Every field's own limit first (cheap, and bounds what is encoded), then the encoded size.
+        if let problem = content.problem(encodedBytes: 0) {
             throw ReaderSyncError.invalidInput("\(place): \(problem)")
         }
+        let encoded = content.encoded()
+        if encoded.utf8.count > ArticleContent.Limit.encoded {
+            throw ReaderSyncError.invalidInput(
+                "\(place): its canonical JSON is \(encoded.utf8.count) bytes (limit \(ArticleContent.Limit.encoded))")
+        }
+        return (article.id, content, encoded)
     }
 
     // MARK: - Plumbing
