@@ -42,23 +42,23 @@ struct ProtocolErrorTests {
 
     /// A pull body with `knowledge` holding one entry whose `seq` is `seq` (JSON text), and `extra` fields.
     static func pullBody(seq: String, extra: String = "") -> String {
-        #"{"knowledge":{"format":"readersync-knowledge/1","entries":[{"origin":"0b7e5b4a-6a3d-4a53-9d64-1d0c8f3f7a10","scope":"shared","seq":\#(seq)}]}\#(extra)}"#
+        #"{"knowledge":{"format":"readersync-knowledge/2","entries":[{"origin":"0b7e5b4a-6a3d-4a53-9d64-1d0c8f3f7a10","account":"alice","scope":"shared","seq":\#(seq)}]}\#(extra)}"#
     }
 
     @Test("A pull body's wrong values are refused naming the field and what is wrong",
           arguments: [
               (pullBody(seq: "1", extra: #","maxChanges":null"#),
                "maxChanges must be an integer between 1 and 10000, got null; leave it out for the server's default"),
-              (pullBody(seq: "18446744073709551616"),
-               "not a pull request: knowledge.entries[0].seq: 18446744073709551616 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
+              (pullBody(seq: "9223372036854775808"),
+               "not a pull request: knowledge.entries[0].seq: 9223372036854775808 is out of range: numbers in a pull request are integers from 0 to 9223372036854775807"),
               (pullBody(seq: "1e30"),
-               "not a pull request: knowledge.entries[0].seq: 1e+30 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
+               "not a pull request: knowledge.entries[0].seq: 1e+30 is out of range: numbers in a pull request are integers from 0 to 9223372036854775807"),
               (pullBody(seq: "-1"),
-               "not a pull request: knowledge.entries[0].seq: -1 is out of range: numbers in a pull request are integers from 0 to 18446744073709551615"),
+               "not a pull request: knowledge.entries[0].seq: -1 is out of range: numbers in a pull request are integers from 0 to 9223372036854775807"),
               (pullBody(seq: "1.5"),
-               "not a pull request: knowledge.entries[0].seq: 1.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615"),
+               "not a pull request: knowledge.entries[0].seq: 1.5 is not an integer: numbers in a pull request are integers from 0 to 9223372036854775807"),
               (pullBody(seq: "1", extra: #","maxChanges":25.5"#),
-               "not a pull request: maxChanges: 25.5 is not an integer: numbers in a pull request are integers from 0 to 18446744073709551615"),
+               "not a pull request: maxChanges: 25.5 is not an integer: numbers in a pull request are integers from 0 to 9223372036854775807"),
               (pullBody(seq: "1", extra: #","maxChanges":0"#), "maxChanges must be between 1 and 10000, got 0"),
           ])
     func pullBodyValues(_ body: String, _ detail: String) async throws {
@@ -71,8 +71,8 @@ struct ProtocolErrorTests {
             #expect(problem.detail == detail)
         }
         // The largest sequence number is a valid one, and so are whole numbers written with a fraction or exponent.
-        let largest = try PullRequestBody.decode(json: Data(Self.pullBody(seq: "18446744073709551615").utf8))
-        #expect(largest.knowledge.total == UInt64.max)
+        let largest = try PullRequestBody.decode(json: Data(Self.pullBody(seq: "9223372036854775807").utf8))
+        #expect(largest.knowledge.total == UInt64(Int64.max))
         let written = try PullRequestBody.decode(json: Data(Self.pullBody(seq: "1e3", extra: #","maxChanges":2.0"#).utf8))
         #expect(written.knowledge.total == 1_000 && written.maxChanges == 2)
     }

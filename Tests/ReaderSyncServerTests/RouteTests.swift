@@ -150,44 +150,8 @@ struct RouteTests {
 
     // MARK: - 403
 
-    @Test("Changing another author's comment: 403 naming the comment, nothing applied")
-    func forbiddenComment() async throws {
-        let fixture = try await Fixture()
-        let sharedID = "c0ffee00-0000-4000-8000-000000000001"
-        let alice = try Replica.inMemory(account: "alice", options: ReplicaOptions(makeID: { sharedID }))
-        // Bob's device makes a comment with the same id, then edits and deletes it: a forged write to alice's comment.
-        let bob = try Replica.inMemory(account: "bob", options: ReplicaOptions(makeID: { sharedID }))
-        try bob.upsertArticles([article("a1")])
-        try bob.addComment(to: "a1", body: "not alice")
-        try bob.editComment(sharedID, body: "still not alice")
-        try bob.deleteComment(sharedID)
-        try bob.markRead("a1")
-        try await fixture.app().test(.router) { client in
-            _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
-            try alice.addComment(to: "a1", body: "alice's words")
-            _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
-            let before = try await fixture.store.canonicalDump(account: nil)
-            let knowledgeBefore = try await fixture.store.knowledge(for: ServerAccount(name: "bob", role: .editor, createdAt: Date()))
-
-            let bundle = try bob.exportBundleData(for: knowledgeBefore, account: "bob").data
-            let response = try await client.execute(
-                uri: "/v1/sync/push", method: .post,
-                headers: auth(fixture.bob.token, ["Content-Type": SyncHTTP.bundleMediaType]), body: ByteBuffer(bytes: bundle))
-            let problem = try expectProblem(response, 403, slug: "forbidden")
-            #expect(problem.comment == sharedID)
-            #expect(problem.detail.contains(sharedID))
-            #expect(try await fixture.store.canonicalDump(account: nil) == before)
-            let knowledgeAfter = try await fixture.store.knowledge(for: ServerAccount(name: "bob", role: .editor, createdAt: Date()))
-            #expect(knowledgeAfter == knowledgeBefore)
-
-            // Through the client: a forbidden error, and the replica is left as it was.
-            let dump = try bob.canonicalDump()
-            await #expect(throws: ReaderSyncError.self) {
-                _ = try await bob.sync(using: routerTransport(client, token: fixture.bob.token))
-            }
-            #expect(try bob.canonicalDump() == dump)
-        }
-    }
+    // Changing another author's comment is refused change by change (200, listed in `refused`): see
+    // HostileAccountTests. A push labelled as another account's is the 403 case (also there).
 
     // MARK: - 413
 
@@ -336,7 +300,7 @@ struct RouteTests {
     @Test("A bundle stamped far ahead of the server's clock: 422 problem, store unchanged")
     func clockSkew() async throws {
         let fixture = try await Fixture()
-        let ahead = ManualWallClock(millis: Int64(Date().timeIntervalSince1970 * 1000) + 3_600_000)
+        let ahead = ManualWallClock(millis: Int64(Date().timeIntervalSince1970 * 1000) + 3 * 86_400_000)  // past the 24 h bound
         let alice = try Replica.inMemory(account: "alice", options: ReplicaOptions(wallClock: ahead))
         try await fixture.app().test(.router) { client in
             let transport = routerTransport(client, token: fixture.alice.token)

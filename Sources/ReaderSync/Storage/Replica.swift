@@ -22,16 +22,21 @@ public struct ReplicaOptions: Sendable {
     public var makeID: @Sendable () -> String
     /// How long (seconds) to wait for another process holding the write lock. Default 10.
     public var busyTimeout: TimeInterval
+    /// Open the file read-only even when this process may write it (for example an app extension that only
+    /// shows the feed). A file this process may not write is always opened read-only. Default false.
+    public var readOnly: Bool
 
     /// Creates options; every parameter has a production default.
     public init(wallClock: any WallClock = SystemWallClock(),
                 clockBounds: ClockBounds = ClockBounds(),
                 makeID: @escaping @Sendable () -> String = { UUID().uuidString.lowercased() },
-                busyTimeout: TimeInterval = 10) {
+                busyTimeout: TimeInterval = 10,
+                readOnly: Bool = false) {
         self.wallClock = wallClock
         self.clockBounds = clockBounds
         self.makeID = makeID
         self.busyTimeout = busyTimeout
+        self.readOnly = readOnly
     }
 }
 
@@ -140,7 +145,7 @@ public final class Replica: Sendable {
         }
         let version = try inspect(path: path, options: options)
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
-        let writable = FileManager.default.isWritableFile(atPath: path)
+        let writable = !options.readOnly && FileManager.default.isWritableFile(atPath: path)
             && FileManager.default.isWritableFile(atPath: directory.isEmpty ? "." : directory)
         if !writable {
             guard version == StoreSchema.currentVersion else {

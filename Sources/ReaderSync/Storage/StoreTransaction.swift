@@ -178,10 +178,17 @@ final class StoreTransaction {
         let statement = try db.cachedStatement(sql: """
             INSERT INTO change_log (origin_id, seq, hlc, entity, target, field, value_type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """)
-        try statement.execute(arguments: [
-            origin, Int64(bitPattern: seq), Int64(bitPattern: hlc), Int(entity.rawValue), target, Int(field.rawValue),
-            inRow ? Self.valueInRow : value.typeTag, inRow ? DatabaseValue.null : value.databaseValue,
-        ])
+        do {
+            try statement.execute(arguments: [
+                origin, Int64(bitPattern: seq), Int64(bitPattern: hlc), Int(entity.rawValue), target, Int(field.rawValue),
+                inRow ? Self.valueInRow : value.typeTag, inRow ? DatabaseValue.null : value.databaseValue,
+            ])
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_CONSTRAINT {
+            // Sequence numbers are per origin, across both scopes: two changes with one number are a forged bundle.
+            let ref = try self.origin(row: origin)
+            throw ReaderSyncError.invalidBundle(
+                "two different changes of replica \(ref.replica) (account \(Keys.printable(ref.account))) carry sequence number \(seq); a replica numbers its changes once")
+        }
     }
 
     func deleteChange(origin: Int64, seq: UInt64) throws {

@@ -17,6 +17,9 @@ public enum ReaderSyncError: Error, Sendable, Equatable, CustomStringConvertible
     case incompatibleReplica(String)
     /// A bundle that is malformed, corrupted, from the wrong account, or otherwise refused.
     case invalidBundle(String)
+    /// A received change whose key or value is outside its field's rule (`Schemas/merge-rules.md`, "Values"):
+    /// the message names the change. Nothing of its bundle was applied.
+    case invalidValue(String)
     /// A bundle that needs changes this replica does not hold yet.
     case missingChanges(String)
     /// A received timestamp that leads the local clock by more than the allowed bound.
@@ -30,7 +33,7 @@ public enum ReaderSyncError: Error, Sendable, Equatable, CustomStringConvertible
     public var message: String {
         switch self {
         case .notFound(let m), .invalidInput(let m), .invalidImport(let m), .forbidden(let m),
-             .incompatibleReplica(let m), .invalidBundle(let m), .missingChanges(let m),
+             .incompatibleReplica(let m), .invalidBundle(let m), .invalidValue(let m), .missingChanges(let m),
              .clockSkew(let m), .storage(let m), .transport(let m):
             return m
         }

@@ -7,8 +7,9 @@ extension Replica {
     /// Merges a bundle file into this replica: whole or not at all.
     ///
     /// Changes already held are skipped, so applying a bundle twice, or one that overlaps what is held, is safe.
-    /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` (malformed, corrupt, a value outside its field's rule,
-    ///   another account's read state), ``ReaderSyncError/missingChanges(_:)`` (a gap),
+    /// - Throws: ``ReaderSyncError/invalidBundle(_:)`` (malformed, corrupt,
+    ///   another account's read state), ``ReaderSyncError/invalidValue(_:)`` (a value outside its field's rule),
+    ///   ``ReaderSyncError/missingChanges(_:)`` (a gap),
     ///   ``ReaderSyncError/clockSkew(_:)``. Nothing changes then.
     /// - Parameter progress: called every 1000 changes read from the bundle and once at the end (phase
     ///   `.applying`, with the bundle's change count as `total` and its size as `totalBytes`).
@@ -178,7 +179,7 @@ extension Replica {
                     do {
                         parsed = try ChangeRules.check(entity: entity, field: field, key: key, value: value)
                     } catch let problem as ValueProblem {
-                        throw ReaderSyncError.invalidBundle("\(what): \(problem.message)")
+                        throw ReaderSyncError.invalidValue("\(what): \(problem.message)")
                     }
                     if let screen = policy.screen {
                         let change = Change(origin: origin.replica, account: origin.account, seq: seq,

@@ -16,6 +16,53 @@ public protocol SyncTransport: Sendable {
     func push(_ bundle: Data) async throws -> PushResponse
     /// Asks for a page of what `knowledge` lacks; `maxChanges` nil lets the server choose the page size.
     func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage
+    /// The one-request no-op check: whether the server holds exactly what a replica whose knowledge has
+    /// `digest` (``Knowledge/digest(account:)``) holds, and whose the token is. Nil when the server does not offer
+    /// the check (the sync then runs the full exchange). The default implementation returns nil.
+    func check(digest: String) async throws -> SyncCheck?
+}
+
+extension SyncTransport {
+    /// No check: the sync runs the full exchange.
+    public func check(digest: String) async throws -> SyncCheck? { nil }
+}
+
+/// The server's answer to a no-op check (`POST /v1/sync/check`).
+public struct SyncCheck: Sendable, Equatable, Codable {
+    /// True when the server holds exactly the changes the digest describes: there is nothing to push or pull.
+    public var upToDate: Bool
+    /// The token's account.
+    public var account: String
+    /// Its role.
+    public var role: AccountRole
+
+    /// Creates an answer.
+    public init(upToDate: Bool, account: String, role: AccountRole) {
+        self.upToDate = upToDate
+        self.account = account
+        self.role = role
+    }
+}
+
+/// The body of a no-op check (`POST /v1/sync/check`): `{"digest":"<64 hex digits>"}`.
+public struct SyncCheckRequest: Sendable, Equatable, Codable {
+    /// ``Knowledge/digest(account:)`` of the client's knowledge.
+    public var digest: String
+
+    /// Creates a request.
+    public init(digest: String) { self.digest = digest }
+
+    /// Reads a check request, naming what is wrong.
+    /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
+    public static func decode(json data: Data) throws -> SyncCheckRequest {
+        guard let body = try? JSONDecoder().decode(SyncCheckRequest.self, from: data) else {
+            throw ReaderSyncError.invalidInput("not a check request: expected {\"digest\": \"<64 hexadecimal digits>\"}")
+        }
+        guard body.digest.utf8.count == 64, body.digest.utf8.allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) }) else {
+            throw ReaderSyncError.invalidInput("digest must be 64 lowercase hexadecimal digits (a SHA-256), got '\(Keys.printable(body.digest))'")
+        }
+        return body
+    }
 }
 
 /// The role of an account on a sync server.
@@ -192,7 +239,7 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
 
     private enum CodingKeys: String, CodingKey, CaseIterable { case knowledge, maxChanges }
 
-    /// The first number in a parsed pull request that is not an integer from 0 to 2^64 − 1 (every number in
+    /// The first number in a parsed pull request that is not an integer from 0 to 2^63 − 1 (every number in
     /// one is a sequence number or a page size), as `path: what is wrong`; nil if there is none.
     private static func numberProblem(in value: Any, path: String) -> String? {
         switch value {
@@ -209,16 +256,17 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
         case let number as NSNumber:
             let type = String(cString: number.objCType)
             let place = path.isEmpty ? "top level" : path
-            let range = "numbers in a pull request are integers from 0 to \(UInt64.max)"
+            let range = "numbers in a pull request are integers from 0 to \(Knowledge.maxSeq)"
             // Booleans ("c") are left to JSONDecoder, which names a wrong type itself.
-            if number is NSDecimalNumber || (["s", "i", "l", "q"].contains(type) && number.int64Value < 0) {
+            if number is NSDecimalNumber || (["s", "i", "l", "q"].contains(type) && number.int64Value < 0)
+                || (["L", "Q"].contains(type) && number.uint64Value > Knowledge.maxSeq) {
                 return "\(place): \(number) is out of range: \(range)"
             }
             if type == "d" || type == "f" {
                 // Written with a fraction or an exponent: fine if whole (2.0, 1e3), as JSON Schema's integer is.
                 let value = number.doubleValue
                 if value != value.rounded(.towardZero) { return "\(place): \(number) is not an integer: \(range)" }
-                if value < 0 || value >= 0x1p64 { return "\(place): \(number) is out of range: \(range)" }
+                if value < 0 || value >= 0x1p63 { return "\(place): \(number) is out of range: \(range)" }
             }
         default:
             break

@@ -104,6 +104,9 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
         case .missingChanges:
             self.init(.conflict, slug: "missing-changes", title: "Bundle starts after changes the server lacks",
                       detail: error.message + "; fetch the server's knowledge and export again")
+        case .invalidValue:
+            self.init(.unprocessableContent, slug: "invalid-value", title: "A change's value is outside its field's rule",
+                      detail: error.message)
         case .clockSkew:
             self.init(.unprocessableContent, slug: "clock-skew", title: "Clock skew", detail: error.message)
         case .forbidden:

@@ -15,6 +15,7 @@ struct SyncController {
         "/v1/sync/knowledge": [.get],
         "/v1/sync/push": [.post],
         "/v1/sync/pull": [.post],
+        "/v1/sync/check": [.post],
     ]
 
     /// Adds the routes: health without a token, the rest behind bearer authentication.
@@ -25,6 +26,7 @@ struct SyncController {
         authenticated.get("sync/knowledge", use: knowledge)
         authenticated.post("sync/push", use: push)
         authenticated.post("sync/pull", use: pull)
+        authenticated.post("sync/check", use: check)
     }
 
     // MARK: - Routes
@@ -75,6 +77,22 @@ struct SyncController {
             headers[complete] = page.isComplete ? "true" : "false"
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.bundle)))
+    }
+
+    /// `POST /v1/sync/check`: whether the client, whose knowledge has the digest sent, holds exactly what the
+    /// server holds for this account — the no-op sync in one request.
+    @Sendable func check(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        let account = try context.requireAccount()
+        try requireMediaType(request, SyncHTTP.jsonMediaType)
+        let data = try await body(of: request)
+        let check: SyncCheckRequest
+        do {
+            check = try SyncCheckRequest.decode(json: data)
+        } catch let error as ReaderSyncError {
+            throw ProblemError.badRequest(error.message)
+        }
+        let held = try await store.knowledge(for: account).digest(account: account.name)
+        return try JSON.response(SyncCheck(upToDate: held == check.digest, account: account.name, role: account.role))
     }
 
     // MARK: - Helpers

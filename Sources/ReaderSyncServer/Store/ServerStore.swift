@@ -125,6 +125,8 @@ public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConverti
         case forbidden
         /// A bundle that is malformed, truncated or inconsistent; nothing was applied.
         case invalidBundle
+        /// A pushed change whose value is outside its field's rule (`merge-rules.md`, "Values"); nothing was applied.
+        case invalidValue
         /// A bundle that starts after changes the server lacks; fetch the server's knowledge again.
         case missingChanges
         /// A bundle stamped too far in the future for the server's clock.
@@ -167,6 +169,7 @@ public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConverti
         case .notFound(let m): self.init(.notFound, m)
         case .forbidden(let m): self.init(.forbidden, m)
         case .invalidBundle(let m): self.init(.invalidBundle, m)
+        case .invalidValue(let m): self.init(.invalidValue, m)
         case .missingChanges(let m): self.init(.missingChanges, m)
         case .clockSkew(let m): self.init(.clockSkew, m)
         case .incompatibleReplica(let m), .storage(let m), .transport(let m): self.init(.storage, m)
