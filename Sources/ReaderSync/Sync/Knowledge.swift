@@ -193,6 +193,22 @@ extension Knowledge: Codable {
         }
     }
 
+    /// A digest of what this knowledge says `account` holds: SHA-256, as 64 lowercase hexadecimal digits, of the
+    /// text `readersync-knowledge-digest/1\n`, the account name and `\n`, then one line per entry with a seq above
+    /// 0, sorted by origin bytes, account bytes and scope: `ORIGIN ACCOUNT SCOPE SEQ INCARNATION\n` (origin as a
+    /// lowercase UUID, scope `shared`/`private`, seq in decimal, incarnation as 16 hexadecimal digits).
+    ///
+    /// Two sides whose digests are equal hold the same changes: the one-request no-op sync
+    /// (`POST /v1/sync/check`, `Schemas/openapi.yaml`) compares them.
+    public func digest(account: String) -> String {
+        var text = Array("readersync-knowledge-digest/1\n".utf8) + Array(account.utf8) + [0x0A]
+        for (key, entry) in entries.sorted(by: { $0.key < $1.key }) where entry.seq > 0 {
+            text += Array("\(key.origin) ".utf8) + Array(key.account.utf8)
+            text += Array(" \(key.scope.description) \(entry.seq) \(Self.hex16(entry.incarnation))\n".utf8)
+        }
+        return SHA256.hex(text)
+    }
+
     /// The canonical JSON of this knowledge (sorted keys and entries).
     public func jsonData() throws -> Data {
         let encoder = JSONEncoder()

@@ -102,9 +102,27 @@ public struct HTTPSyncTransport: SyncTransport {
         }
     }
 
+    /// The one-request no-op check (`POST /v1/sync/check`); nil from a server that does not offer it (404, 405).
+    public func check(digest: String) async throws -> SyncCheck? {
+        let request = SyncHTTPRequest(method: "POST", path: "v1/sync/check",
+                                      headers: ["Content-Type": SyncHTTP.jsonMediaType],
+                                      body: Data("{\"digest\":\"\(digest)\"}".utf8))
+        let response = try await exchange(request, expecting: SyncHTTP.jsonMediaType, absentIfNotFound: true)
+        guard let response else { return nil }
+        return try decode(SyncCheck.self, from: response, what: "check answer")
+    }
+
     // MARK: - Plumbing
 
     private func exchange(_ request: SyncHTTPRequest, expecting mediaType: String) async throws -> SyncHTTPResponse {
+        guard let response = try await exchange(request, expecting: mediaType, absentIfNotFound: false) else {
+            throw ReaderSyncError.transport("\(serverDescription) answered \(request.method) /\(request.path) with nothing")
+        }
+        return response
+    }
+
+    private func exchange(_ request: SyncHTTPRequest, expecting mediaType: String,
+                          absentIfNotFound: Bool) async throws -> SyncHTTPResponse? {
         var request = request
         if let token { request.headers["Authorization"] = "Bearer \(token)" }
         request.headers["Accept"] = "\(mediaType), \(SyncHTTP.problemMediaType)"
@@ -118,6 +136,7 @@ public struct HTTPSyncTransport: SyncTransport {
         } catch {
             throw ReaderSyncError.transport("cannot reach \(serverDescription): \(Self.describeNetworkError(error))")
         }
+        if absentIfNotFound && (response.status == 404 || response.status == 405) { return nil }
         guard (200..<300).contains(response.status) else { throw problem(response, request: request) }
         guard SyncHTTP.mediaType(response.header("Content-Type")) == mediaType else {
             throw ReaderSyncError.transport(

@@ -64,6 +64,8 @@ public struct ServerSyncReport: Sendable, Equatable {
     /// Set when the server holds a different history of this replica's own changes (the file was restored from
     /// a backup or copied): the replica continued under a new id before pushing.
     public var identityChange: IdentityChange?
+    /// True when one request showed there was nothing to move (`POST /v1/sync/check`), and nothing else was asked.
+    public var wasUpToDate = false
 }
 
 extension Replica {
@@ -83,6 +85,18 @@ extension Replica {
     ///   ``ReaderSyncError/invalidInput(_:)`` when the token belongs to another account.
     public func sync(using transport: any SyncTransport, options: ServerSyncOptions = ServerSyncOptions(),
                      progress: (@Sendable (ServerSyncProgress) -> Void)? = nil) async throws -> ServerSyncReport {
+        // Nothing moved since the last sync? One request says so (`POST /v1/sync/check`).
+        if let check = try await transport.check(digest: try knowledge().digest(account: account)) {
+            guard check.account.utf8.elementsEqual(account.utf8) else {
+                throw ReaderSyncError.invalidInput(
+                    "the token belongs to account '\(check.account)', but this replica belongs to '\(account)'; use a token of '\(account)'")
+            }
+            if check.upToDate {
+                var report = ServerSyncReport(account: RemoteAccount(name: check.account, role: check.role))
+                report.wasUpToDate = true
+                return report
+            }
+        }
         let remote = try await transport.account()
         guard remote.name == account else {
             throw ReaderSyncError.invalidInput(

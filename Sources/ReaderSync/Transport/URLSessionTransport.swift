@@ -152,6 +152,9 @@ public struct URLSessionTransport: SyncTransport {
         try await http.pull(knowledge: knowledge, maxChanges: maxChanges)
     }
 
+    /// The one-request no-op check; nil from a server that does not offer it.
+    public func check(digest: String) async throws -> SyncCheck? { try await http.check(digest: digest) }
+
     /// One line for a network error.
     static func describe(_ error: URLError) -> String {
         switch error.code {
