@@ -34,7 +34,7 @@ struct OpenAPITests {
     @Test("Every path and method in openapi.yaml is routed")
     func everyOperationIsRouted() async throws {
         let operations = try Self.operations()
-        #expect(operations.count == 5)
+        #expect(operations.count == 6)
         let fixture = try await Fixture()
         try await fixture.app().test(.router) { client in
             for (path, method) in operations {
@@ -51,7 +51,7 @@ struct OpenAPITests {
     func problemTypesDocumented() throws {
         let text = try String(contentsOf: Self.packageRoot.appendingPathComponent("Schemas/openapi.yaml"), encoding: .utf8)
         for slug in ["not-found", "unauthorized", "forbidden", "invalid-request", "invalid-bundle", "missing-changes",
-                     "clock-skew", "content-too-large", "unsupported-media-type", "internal", "method-not-allowed",
+                     "clock-skew", "invalid-value", "content-too-large", "unsupported-media-type", "internal", "method-not-allowed",
                      "too-many-changes", "comment-too-long", "rate-limited", "request-timeout", "header-too-large"] {
             #expect(text.contains(slug), "\(slug) is not documented")
         }
