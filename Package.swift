@@ -89,7 +89,13 @@ let package = Package(
         // Benchmarks: Tools/scripts/bench.sh runs them on a release build.
         .executableTarget(
             name: "readersync-bench",
-            dependencies: ["ReaderSync"],
+            dependencies: [
+                "ReaderSync",
+                "ReaderSyncServer",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             path: "Tools/Benchmarks/Sources/readersync-bench",
             swiftSettings: strictSettings
         ),
