@@ -1,7 +1,7 @@
--- ReaderSync replica store schema, version 2.
+-- ReaderSync replica store schema, version 3.
 -- Generated from the migrations (readersync schema); a test checks it matches.
 PRAGMA application_id = 1381202275;
-PRAGMA user_version = 2;
+PRAGMA user_version = 3;
 
 CREATE TABLE account (
     id INTEGER PRIMARY KEY,
@@ -23,7 +23,20 @@ CREATE TABLE article (
     sort_key INTEGER,
     content_hlc INTEGER,
     content_origin INTEGER,
-    content_seq INTEGER
+    content_seq INTEGER,
+    body_sha256 BLOB
+);
+
+CREATE TABLE article_local (
+    article_id INTEGER PRIMARY KEY,
+    opened_at INTEGER,
+    evicted_at INTEGER
+);
+
+CREATE VIRTUAL TABLE article_search USING fts5(
+    title, byline, source, body,
+    content = 'article', content_rowid = 'id',
+    tokenize = 'unicode61 remove_diacritics 2'
 );
 
 CREATE TABLE change_log (
@@ -127,8 +140,32 @@ CREATE TABLE retained_extra (
     PRIMARY KEY (entity, target, account_id, origin_id, seq)
 ) WITHOUT ROWID;
 
+CREATE TABLE setting (
+    name TEXT PRIMARY KEY,
+    value
+) WITHOUT ROWID;
+
 CREATE INDEX article_feed ON article (sort_key DESC, key) WHERE content_hlc IS NOT NULL;
 
+CREATE INDEX article_local_opened ON article_local (opened_at);
+
 CREATE INDEX comment_thread ON comment (article_id, created_hlc, key) WHERE created_hlc IS NOT NULL;
+
+CREATE TRIGGER article_indexed_delete AFTER DELETE ON article BEGIN
+    INSERT INTO article_search (article_search, rowid, title, byline, source, body)
+    VALUES ('delete', old.id, old.title, old.byline, old.source, old.body);
+END;
+
+CREATE TRIGGER article_indexed_insert AFTER INSERT ON article BEGIN
+    INSERT INTO article_search (rowid, title, byline, source, body)
+    VALUES (new.id, new.title, new.byline, new.source, new.body);
+END;
+
+CREATE TRIGGER article_indexed_update AFTER UPDATE OF title, byline, source, body ON article BEGIN
+    INSERT INTO article_search (article_search, rowid, title, byline, source, body)
+    VALUES ('delete', old.id, old.title, old.byline, old.source, old.body);
+    INSERT INTO article_search (rowid, title, byline, source, body)
+    VALUES (new.id, new.title, new.byline, new.source, new.body);
+END;
 
 

@@ -121,7 +121,8 @@ extension Replica {
             let rows = try Row.fetchAll(db, sql: """
                 SELECT c.origin_id, c.seq, c.hlc, c.entity, c.field, c.value_type, c.value,
                        CASE c.entity WHEN 2 THEN m.key ELSE a.key END AS key,
-                       a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at
+                       a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at,
+                       a.body_sha256
                 FROM change_log c
                 LEFT JOIN article a ON c.entity != 2 AND a.id = c.target
                 LEFT JOIN comment m ON c.entity = 2 AND m.id = c.target

@@ -2,12 +2,27 @@ import Foundation
 
 /// An article's content as one change carries it: every field but the id, as canonical JSON
 /// (`Schemas/merge-rules.md`, "Values" and "Canonical JSON").
+///
+/// The body is either held (`body`) or carried by reference: only its SHA-256 (`bodyReference`), when the
+/// replica that sent it had evicted it (`Schemas/bundle-format.md`, "Bodies by reference").
 struct ArticleContent: Equatable, Sendable {
     var source: String
     var url: String?
     var title: String
     var byline: String?
-    var body: String
+    /// The text, or nil when only its digest is held.
+    var heldBody: String?
+    /// The SHA-256 of the body's UTF-8 bytes when the body is not held.
+    var bodyReference: [UInt8]?
+
+    /// The text, or an empty string when it is not held.
+    var body: String {
+        get { heldBody ?? "" }
+        set { heldBody = newValue; bodyReference = nil }
+    }
+
+    /// The SHA-256 of the body's UTF-8 bytes, held or not.
+    var bodyDigest: [UInt8] { heldBody.map { SHA256.digest(utf8: $0) } ?? bodyReference ?? [] }
     var topics: [String]
     var related: [String]
     var publishedAtMillis: Int64?
@@ -19,7 +34,8 @@ struct ArticleContent: Equatable, Sendable {
         self.url = url
         self.title = title
         self.byline = byline
-        self.body = body
+        self.heldBody = body
+        self.bodyReference = nil
         self.topics = topics
         self.related = related
         self.publishedAtMillis = publishedAtMillis
@@ -38,6 +54,15 @@ struct ArticleContent: Equatable, Sendable {
                 topics: topics, related: related,
                 publishedAt: publishedAtMillis.map(ISO8601.date(fromMillis:)),
                 updatedAt: updatedAtMillis.map(ISO8601.date(fromMillis:)))
+    }
+
+    /// Whether `other` is the same version: every field equal and the same body, held or by digest.
+    func matches(_ other: ArticleContent) -> Bool {
+        source == other.source && url == other.url && title == other.title && byline == other.byline
+            && topics == other.topics && related == other.related && publishedAtMillis == other.publishedAtMillis
+            && updatedAtMillis == other.updatedAtMillis
+            && (heldBody != nil && other.heldBody != nil
+                ? (heldBody ?? "").utf8.elementsEqual((other.heldBody ?? "").utf8) : bodyDigest == other.bodyDigest)
     }
 
     /// The sort key of the feed: publication time, else update time, else 0.
@@ -86,9 +111,13 @@ struct ArticleContent: Equatable, Sendable {
         for (i, id) in related.enumerated() {
             if let p = Keys.problem(withID: id) { return "related[\(i)] \(p)" }
         }
-        let bodyBytes = body.utf8.count
-        if bodyBytes > Limit.body { return "body is \(bodyBytes) bytes (limit \(Limit.body))" }
-        if body.utf8.contains(0) { return "body contains the character U+0000" }
+        if let body = heldBody {
+            let bodyBytes = body.utf8.count
+            if bodyBytes > Limit.body { return "body is \(bodyBytes) bytes (limit \(Limit.body))" }
+            if body.utf8.contains(0) { return "body contains the character U+0000" }
+        } else if bodyReference?.count != 32 {
+            return "bodySHA256 is not a SHA-256 digest"
+        }
         for (name, value) in [("publishedAt", publishedAtMillis), ("updatedAt", updatedAtMillis)] {
             if let value, value < Limit.minMillis || value > Limit.maxMillis {
                 return "\(name) \(value) is outside years 1 to 9999"
@@ -101,11 +130,15 @@ struct ArticleContent: Equatable, Sendable {
 
     // MARK: Canonical JSON
 
-    /// The canonical JSON text (keys in byte order: body, byline, publishedAt, related, source, title, topics,
-    /// updatedAt, url; absent optionals omitted).
+    /// The canonical JSON text (keys in byte order: body or bodySHA256, byline, publishedAt, related, source,
+    /// title, topics, updatedAt, url; absent optionals omitted).
     func encoded() -> String {
-        var w = CanonicalText.Writer(capacity: body.utf8.count + 256)
-        w.string("body", body)
+        var w = CanonicalText.Writer(capacity: (heldBody?.utf8.count ?? 64) + 256)
+        if let heldBody {
+            w.string("body", heldBody)
+        } else {
+            w.string("bodySHA256", SHA256.hexString(bodyReference ?? []))
+        }
         w.string("byline", byline)
         w.int("publishedAt", publishedAtMillis)
         w.strings("related", related)
@@ -123,8 +156,18 @@ struct ArticleContent: Equatable, Sendable {
         let content: ArticleContent
         do {
             try p.begin()
-            try p.requireKey("body")
-            let body = try p.string()
+            var body: String?
+            var reference: [UInt8]?
+            if try p.key("body") {
+                body = try p.string()
+            } else {
+                try p.requireKey("bodySHA256")
+                let hex = try p.string()
+                guard let digest = SHA256.bytes(hex: hex) else {
+                    throw ValueProblem("is not the canonical JSON of an article (bodySHA256 must be 64 lowercase hexadecimal digits)")
+                }
+                reference = digest
+            }
             let byline = try p.key("byline") ? try p.string() : nil
             let published = try p.key("publishedAt") ? try p.int() : nil
             try p.requireKey("related")
@@ -138,8 +181,15 @@ struct ArticleContent: Equatable, Sendable {
             let updated = try p.key("updatedAt") ? try p.int() : nil
             let url = try p.key("url") ? try p.string() : nil
             try p.end()
-            content = ArticleContent(source: source, url: url, title: title, byline: byline, body: body, topics: topics,
-                                     related: related, publishedAtMillis: published, updatedAtMillis: updated)
+            var parsed = ArticleContent(source: source, url: url, title: title, byline: byline, body: body ?? "",
+                                        topics: topics, related: related, publishedAtMillis: published, updatedAtMillis: updated)
+            if body == nil {
+                parsed.heldBody = nil
+                parsed.bodyReference = reference
+            }
+            content = parsed
+        } catch let error as ValueProblem {
+            throw error
         } catch let error as CanonicalText.ParseError {
             throw ValueProblem("is not the canonical JSON of an article (at byte \(error.offset): \(error.message))")
         } catch {

@@ -148,6 +148,8 @@ public struct ArticleDetail: Sendable, Equatable {
     public var readState: ReadState
     /// Top-level comments, oldest first, each with its replies.
     public var comments: [CommentThread]
+    /// Whether this replica holds the body (``Article/body`` is empty when it does not).
+    public var bodyState: BodyState = .held
 }
 
 /// Which articles the feed shows.

@@ -4,8 +4,11 @@ import GRDB
 /// The canonical dump's shape: everything a user can see, nothing replica-local.
 struct CanonicalDump: Codable {
     struct DumpArticle: Codable {
-        var id, source, title, body: String
+        var id, source, title: String
+        var body: String?
         var url, byline, publishedAt, updatedAt: String?
+        /// Written only when the body is not: its SHA-256.
+        var bodySHA256: String?
         var topics, related: [String]
     }
     struct DumpComment: Codable {
@@ -35,6 +38,7 @@ extension CanonicalDump.DumpArticle {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id); try c.encode(source, forKey: .source); try c.encode(title, forKey: .title)
         try c.encode(body, forKey: .body); try c.encode(url, forKey: .url); try c.encode(byline, forKey: .byline)
+        if let bodySHA256 { try c.encode(bodySHA256, forKey: .bodySHA256) }
         try c.encode(publishedAt, forKey: .publishedAt); try c.encode(updatedAt, forKey: .updatedAt)
         try c.encode(topics, forKey: .topics); try c.encode(related, forKey: .related)
     }
@@ -60,6 +64,14 @@ extension CanonicalDump.DumpReadState {
     }
 }
 
+/// How a canonical dump writes article bodies.
+public enum DumpBodies: Sendable, Equatable {
+    /// Each held body's text; a body not held as null, with its SHA-256 as `bodySHA256`.
+    case text
+    /// Every body as null with its SHA-256 as `bodySHA256`: what replicas agree on whichever bodies they hold.
+    case digests
+}
+
 extension Replica {
     /// The replica's whole user-visible state as canonical JSON: sorted keys, rows sorted by id, dates in
     /// ISO 8601 UTC with milliseconds, and nothing replica-local (no replica id, no sequence numbers).
@@ -69,19 +81,23 @@ extension Replica {
     ///
     /// - Parameter account: only this account's read states; nil for every read state held (a device
     ///   holds only its own account's).
-    public func canonicalDump(account: String? = nil) throws -> Data {
+    /// - Parameter bodies: ``DumpBodies/text`` writes each held body (and a body not held as null with its
+    ///   digest); ``DumpBodies/digests`` writes every body as its digest, so replicas that hold different bodies
+    ///   (a storage budget, bodies received by reference) still dump the same bytes when they agree on the rest.
+    public func canonicalDump(account: String? = nil, bodies: DumpBodies = .text) throws -> Data {
         var data = Data()
-        try writeCanonicalDump(account: account) { data.append($0) }
+        try writeCanonicalDump(account: account, bodies: bodies) { data.append($0) }
         return data
     }
 
     /// Writes the canonical dump (see ``canonicalDump(account:)``) piece by piece to `sink`, reading rows as it
     /// goes: memory stays flat whatever the replica's size.
-    public func writeCanonicalDump(account: String? = nil, to output: (Data) throws -> Void) throws {
-        try withoutActuallyEscaping(output) { sink in try writeDump(account: account, sink: sink) }
+    public func writeCanonicalDump(account: String? = nil, bodies: DumpBodies = .text,
+                                   to output: (Data) throws -> Void) throws {
+        try withoutActuallyEscaping(output) { sink in try writeDump(account: account, bodies: bodies, sink: sink) }
     }
 
-    private func writeDump(account: String?, sink: @escaping (Data) throws -> Void) throws {
+    private func writeDump(account: String?, bodies: DumpBodies, sink: @escaping (Data) throws -> Void) throws {
         let encoder = CanonicalJSON.encoder(pretty: true)
         var buffer = Data()
         func flush(force: Bool = false) throws {
@@ -120,10 +136,14 @@ extension Replica {
                     """)
                 while let row = try rows.next() {
                     let a = try Article(row: row)
+                    let held = (row[5] as String?) != nil
+                    let digest = bodies == .digests || !held
+                        ? (row[10] as Data?).map { SHA256.hexString(Array($0)) } : nil
                     try add(CanonicalDump.DumpArticle(
-                        id: a.id, source: a.source, title: a.title, body: a.body, url: a.url, byline: a.byline,
-                        publishedAt: a.publishedAt.map(ISO8601.string(from:)),
-                        updatedAt: a.updatedAt.map(ISO8601.string(from:)), topics: a.topics, related: a.related))
+                        id: a.id, source: a.source, title: a.title, body: digest == nil ? a.body : nil, url: a.url,
+                        byline: a.byline, publishedAt: a.publishedAt.map(ISO8601.string(from:)),
+                        updatedAt: a.updatedAt.map(ISO8601.string(from:)), bodySHA256: digest, topics: a.topics,
+                        related: a.related))
                 }
             }
             emit(",\n")

@@ -23,6 +23,7 @@ extension Replica {
         try mutate("mark \(articleID) read") { db in
             try requireArticle(db, articleID)
             let now = max(0, options.wallClock.nowMillis())
+            try BodyStore.noteOpened(db, key: articleID, at: now)
             return [FieldWrite(entity: .readState, key: articleID, field: .read, value: .int(now))]
         }
     }
@@ -47,6 +48,7 @@ extension Replica {
         }
         try mutate("set progress of \(articleID)") { db in
             try requireArticle(db, articleID)
+            try BodyStore.noteOpened(db, key: articleID, at: options.wallClock.nowMillis())
             return [FieldWrite(entity: .readState, key: articleID, field: .progress, value: .double(fraction))]
         }
     }
@@ -172,13 +174,19 @@ extension Replica {
                        summary: inout UpsertSummary) throws -> [FieldWrite] {
         var writes: [FieldWrite] = []
         let lookup = try db.cachedStatement(sql: """
-            SELECT source, url, title, byline, body, topics, related, published_at, updated_at
-            FROM article WHERE key = ? AND content_hlc IS NOT NULL
+            SELECT \(StoreTransaction.contentColumns), id FROM article WHERE key = ? AND content_hlc IS NOT NULL
             """)
         for (id, content, encoded) in contents {
             if let row = try Row.fetchOne(lookup, arguments: [id]) {
                 let held = try StoreTransaction.content(row, offset: 0)
                 if held == content { summary.unchanged += 1; continue }
+                if held.heldBody == nil, held.matches(content) {
+                    // The same version, whose body this replica had evicted: the import brings the body back,
+                    // which is not a change (nothing to record, nothing to send).
+                    try BodyStore.fill(db, articleRow: row[10], body: content.body)
+                    summary.unchanged += 1
+                    continue
+                }
                 if (content.updatedAtMillis ?? Int64.min) < (held.updatedAtMillis ?? Int64.min) {
                     summary.keptNewer += 1
                     continue

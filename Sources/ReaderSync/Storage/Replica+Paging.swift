@@ -92,7 +92,7 @@ extension Replica {
             let accountRow = try StoreTransaction(db).accountRow(account, create: false) ?? -1
             _ = arguments.append(contentsOf: ["account": accountRow])
             let rows = try Row.fetchAll(db, sql: """
-                SELECT a.key, a.source, a.url, a.title, a.byline, CASE WHEN :bodies THEN a.body ELSE '' END AS body,
+                SELECT a.key, a.source, a.url, a.title, a.byline, CASE WHEN :bodies THEN COALESCE(a.body, '') ELSE '' END AS body,
                        a.topics, a.related, a.published_at, a.updated_at,
                        r.read_at, r.progress, r.saved_at,
                        (SELECT COUNT(*) FROM comment c WHERE c.article_id = a.id AND c.created_hlc IS NOT NULL

@@ -31,8 +31,8 @@ extension Comment {
 }
 
 extension Article {
-    /// The columns an article query selects, in order: key, then the nine content columns.
-    static let columns = "a.key, a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at"
+    /// The columns an article query selects, in order: key, then the ten content columns.
+    static let columns = "a.key, a.source, a.url, a.title, a.byline, a.body, a.topics, a.related, a.published_at, a.updated_at, a.body_sha256"
 
     init(row: Row) throws {
         self = try StoreTransaction.content(row, offset: 1).article(id: row[0])
@@ -81,8 +81,8 @@ extension Replica {
             return try rows.map { row in
                 let article = try Article(row: row)
                 return FeedItem(article: article,
-                                readState: ReadState(row: row, offset: 10, account: account, articleID: article.id),
-                                commentCount: row[13])
+                                readState: ReadState(row: row, offset: 11, account: account, articleID: article.id),
+                                commentCount: row[14])
             }
         }
     }
@@ -98,7 +98,8 @@ extension Replica {
             }
             return ArticleDetail(article: try Article(row: row),
                                  readState: try readState(db, articleID: id),
-                                 comments: try commentThreads(db, articleID: id))
+                                 comments: try commentThreads(db, articleID: id),
+                                 bodyState: try bodyState(db, id))
         }
     }
 

@@ -15,6 +15,7 @@ enum StoreSchema {
     static let migrations: [(id: String, body: @Sendable (Database) throws -> Void)] = [
         ("v1-core", v1),
         ("v2-field-clocks", MigrationV2.run),
+        ("v3-search-budget", v3),
     ]
 
     static func migrator() -> DatabaseMigrator {
@@ -199,7 +200,8 @@ enum StoreSchema {
             sort_key INTEGER,
             content_hlc INTEGER,
             content_origin INTEGER,
-            content_seq INTEGER
+            content_seq INTEGER,
+            body_sha256 BLOB
         );
         CREATE INDEX article_feed ON article (sort_key DESC, key) WHERE content_hlc IS NOT NULL;
 
@@ -257,12 +259,69 @@ enum StoreSchema {
         ) WITHOUT ROWID;
         """
 
+    /// Schema v3: the full-text index of articles, the body digest that lets a body leave the replica and come
+    /// back, and the replica-local tables of the storage budget (`Schemas/store-schema.md`, "v3").
+    static func v3(_ db: Database) throws {
+        db.add(function: bodyDigestFunction)
+        // Files made by v2 builds lack the digest column; a v1 file migrated by this build has it already (the
+        // v2 step's replay writes it).
+        if try !db.columns(in: "article").contains(where: { $0.name == "body_sha256" }) {
+            try db.execute(sql: "ALTER TABLE article ADD COLUMN body_sha256 BLOB")
+        }
+        try db.execute(sql: """
+            UPDATE article SET body_sha256 = rs_body_sha256(body) WHERE content_hlc IS NOT NULL AND body_sha256 IS NULL;
+
+            -- Replica-local facts about articles: never exchanged, never in the change log.
+            CREATE TABLE article_local (
+                article_id INTEGER PRIMARY KEY,
+                opened_at INTEGER,
+                evicted_at INTEGER
+            );
+            CREATE INDEX article_local_opened ON article_local (opened_at);
+
+            -- Replica-local settings (the storage budget), by name.
+            CREATE TABLE setting (
+                name TEXT PRIMARY KEY,
+                value
+            ) WITHOUT ROWID;
+
+            -- The full-text index of articles: an external-content FTS5 table over the article rows, kept by
+            -- triggers in the same transaction as every write to them. Accents and case are folded.
+            CREATE VIRTUAL TABLE article_search USING fts5(
+                title, byline, source, body,
+                content = 'article', content_rowid = 'id',
+                tokenize = 'unicode61 remove_diacritics 2'
+            );
+            CREATE TRIGGER article_indexed_insert AFTER INSERT ON article BEGIN
+                INSERT INTO article_search (rowid, title, byline, source, body)
+                VALUES (new.id, new.title, new.byline, new.source, new.body);
+            END;
+            CREATE TRIGGER article_indexed_delete AFTER DELETE ON article BEGIN
+                INSERT INTO article_search (article_search, rowid, title, byline, source, body)
+                VALUES ('delete', old.id, old.title, old.byline, old.source, old.body);
+            END;
+            CREATE TRIGGER article_indexed_update AFTER UPDATE OF title, byline, source, body ON article BEGIN
+                INSERT INTO article_search (article_search, rowid, title, byline, source, body)
+                VALUES ('delete', old.id, old.title, old.byline, old.source, old.body);
+                INSERT INTO article_search (rowid, title, byline, source, body)
+                VALUES (new.id, new.title, new.byline, new.source, new.body);
+            END;
+            INSERT INTO article_search (article_search) VALUES ('rebuild');
+            """)
+    }
+
+    /// `rs_body_sha256(text)`: the SHA-256 of a text's UTF-8 bytes, for the v3 migration.
+    static let bodyDigestFunction = DatabaseFunction("rs_body_sha256", argumentCount: 1, pure: true) { values in
+        guard let text = String.fromDatabaseValue(values[0]) else { return Data(SHA256.digest([UInt8]())) }
+        return Data(SHA256.digest(utf8: text))
+    }
+
     /// The schema as SQL text: every table and index, sorted by name (what `Schemas/store-schema.sql` holds).
     static func dumpSQL(_ db: Database) throws -> String {
         let rows = try Row.fetchAll(db, sql: """
             SELECT type, name, sql FROM sqlite_master
-            WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%'
-            ORDER BY CASE type WHEN 'table' THEN 0 ELSE 1 END, name
+            WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite_%' AND name NOT LIKE 'article_search_%'
+            ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, name
             """)
         var out = "-- ReaderSync replica store schema, version \(currentVersion).\n"
         out += "-- Generated from the migrations (readersync schema); a test checks it matches.\n"

@@ -258,43 +258,56 @@ final class StoreTransaction {
             guard let row = record.row else { throw ReaderSyncError.storage("article \(key) has neither a row nor content") }
             return row
         }
+        let digest = Data(content.bodyDigest)
         let arguments: StatementArguments = [
-            content.source, content.url, content.title, content.byline, content.body,
+            content.source, content.url, content.title, content.byline,
             Self.jsonArray(content.topics), Self.jsonArray(content.related),
             content.publishedAtMillis, content.updatedAtMillis, content.sortKey,
             Int64(bitPattern: winner.stamp.hlc), winner.stamp.origin.row, Int64(bitPattern: winner.stamp.seq),
         ]
         if let row = record.row {
             try db.cachedStatement(sql: """
-                UPDATE article SET source = ?, url = ?, title = ?, byline = ?, body = ?, topics = ?, related = ?,
-                    published_at = ?, updated_at = ?, sort_key = ?, content_hlc = ?, content_origin = ?, content_seq = ?
+                UPDATE article SET source = ?, url = ?, title = ?, byline = ?, topics = ?, related = ?,
+                    published_at = ?, updated_at = ?, sort_key = ?, content_hlc = ?, content_origin = ?, content_seq = ?,
+                    body = COALESCE(?, CASE WHEN body_sha256 = ? THEN body END), body_sha256 = ?
                 WHERE id = ?
-                """).execute(arguments: arguments + [row])
+                """).execute(arguments: arguments + [content.heldBody, digest, digest, row])
+            // A body carried by reference keeps the body the row holds when its digest is the same.
             return row
         }
         try db.cachedStatement(sql: """
-            INSERT INTO article (source, url, title, byline, body, topics, related, published_at, updated_at, sort_key,
-                                 content_hlc, content_origin, content_seq, key)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """).execute(arguments: arguments + [key])
+            INSERT INTO article (source, url, title, byline, topics, related, published_at, updated_at, sort_key,
+                                 content_hlc, content_origin, content_seq, body, body_sha256, key)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """).execute(arguments: arguments + [content.heldBody, digest, key])
         return db.lastInsertedRowID
     }
 
     /// The content of a held article, from its row.
     func articleContent(row: Int64) throws -> ArticleContent? {
         guard let r = try Row.fetchOne(try db.cachedStatement(sql: """
-            SELECT source, url, title, byline, body, topics, related, published_at, updated_at
-            FROM article WHERE id = ? AND content_hlc IS NOT NULL
+            SELECT \(Self.contentColumns) FROM article WHERE id = ? AND content_hlc IS NOT NULL
             """), arguments: [row]) else { return nil }
         return try Self.content(r, offset: 0)
     }
 
-    /// Content from nine columns starting at `offset`: source, url, title, byline, body, topics, related,
-    /// published_at, updated_at.
+    /// The ten content columns of an article row, in the order ``content(_:offset:)`` reads them.
+    static let contentColumns = "source, url, title, byline, body, topics, related, published_at, updated_at, body_sha256"
+
+    /// Content from ten columns starting at `offset`: source, url, title, byline, body, topics, related,
+    /// published_at, updated_at, body_sha256. A null body is a body not held: the content carries its digest.
     static func content(_ r: Row, offset o: Int) throws -> ArticleContent {
-        ArticleContent(source: r[o], url: r[o + 1], title: r[o + 2], byline: r[o + 3], body: r[o + 4] ?? "",
-                       topics: try stringArray(r[o + 5]), related: try stringArray(r[o + 6]),
-                       publishedAtMillis: r[o + 7], updatedAtMillis: r[o + 8])
+        var content = ArticleContent(source: r[o], url: r[o + 1], title: r[o + 2], byline: r[o + 3], body: r[o + 4] ?? "",
+                                     topics: try stringArray(r[o + 5]), related: try stringArray(r[o + 6]),
+                                     publishedAtMillis: r[o + 7], updatedAtMillis: r[o + 8])
+        if (r[o + 4] as String?) == nil {
+            guard let digest = r[o + 9] as Data?, digest.count == 32 else {
+                throw ReaderSyncError.storage("an article row holds neither its body nor the body's digest")
+            }
+            content.heldBody = nil
+            content.bodyReference = Array(digest)
+        }
+        return content
     }
 
     /// A string array as the canonical JSON text the row keeps.

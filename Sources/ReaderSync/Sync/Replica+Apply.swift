@@ -109,6 +109,8 @@ extension Replica {
                 claims.append(IdentityClaim(seq: ack.seq, incarnation: ack.incarnation))
             }
             if let reason = try forkReason(tx, claims: claims, peer: sender) { throw Forked(reason: reason) }
+            // A peer that acknowledges this replica's changes holds them: bodies written here may now be evicted.
+            if let acknowledged = claims.map(\.seq).max() { try BodyStore.noteAcknowledged(db, seq: acknowledged) }
 
             // Origins: accepted by the policy, with valid account names.
             var origins = [OriginRef?](repeating: nil, count: header.origins.count)
@@ -244,7 +246,13 @@ extension Replica {
         if let change = try peer.checkIdentity(against: try knowledge(), peer: path ?? "the peer replica") { changes.append(change) }
         let sent = try Self.transfer(from: self, to: peer, progress: Self.directed(progress, .sending))
         let received = try Self.transfer(from: peer, to: self, progress: Self.directed(progress, .receiving))
-        return SyncReport(sent: sent, received: received, identityChanges: changes)
+        var report = SyncReport(sent: sent, received: received, identityChanges: changes)
+        // Bodies either side evicted (or received by reference) and the other holds come back: not changes.
+        if !peer.isReadOnly { report.bodiesSent = try peer.fillBodies(from: self).filled }
+        report.bodiesReceived = try fillBodies(from: peer).filled
+        report.eviction = try enforceStorageBudget()
+        if !peer.isReadOnly { report.peerEviction = try peer.enforceStorageBudget() }
+        return report
     }
 
     /// `progress` with every value's direction set.

@@ -93,6 +93,14 @@ public struct SyncReport: Sendable, Equatable {
     /// Identity changes the sync caused: a replica that found it had been restored from a backup or copied
     /// continues under a new id (the old and the new id).
     public var identityChanges: [IdentityChange] = []
+    /// Bodies this replica held that the peer lacked (evicted, or received by reference), put back in the peer.
+    public var bodiesSent = 0
+    /// Bodies the peer held that this replica lacked, put back here.
+    public var bodiesReceived = 0
+    /// What enforcing this replica's storage budget after the sync did.
+    public var eviction: EvictionReport?
+    /// What enforcing the peer's storage budget after the sync did.
+    public var peerEviction: EvictionReport?
 
     /// Creates a report.
     public init(sent: Direction, received: Direction, identityChanges: [IdentityChange] = []) {

@@ -66,6 +66,8 @@ public struct ServerSyncReport: Sendable, Equatable {
     public var identityChange: IdentityChange?
     /// True when one request showed there was nothing to move (`POST /v1/sync/check`), and nothing else was asked.
     public var wasUpToDate = false
+    /// What enforcing the storage budget after the sync did.
+    public var eviction: EvictionReport?
 }
 
 extension Replica {
@@ -105,6 +107,7 @@ extension Replica {
         var report = ServerSyncReport(account: remote)
         try await push(using: transport, options: options, report: &report, progress: progress)
         try await pull(using: transport, options: options, report: &report, progress: progress)
+        report.eviction = try enforceStorageBudget()
         return report
     }
 
