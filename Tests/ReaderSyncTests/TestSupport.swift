@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import ReaderSync
 
@@ -38,8 +39,15 @@ func sampleArticle(_ id: String, updatedAt: Date? = nil, title: String = "Title"
     Article(id: id, source: "Source", title: title, body: "Body of \(id)", topics: ["world"], updatedAt: updatedAt)
 }
 
-func dumpString(_ replica: Replica, account: String? = nil) throws -> String {
-    String(decoding: try replica.canonicalDump(account: account), as: UTF8.self)
+func dumpString(_ replica: Replica, account: String? = nil, bodies: DumpBodies = .text) throws -> String {
+    String(decoding: try replica.canonicalDump(account: account, bodies: bodies), as: UTF8.self)
+}
+
+/// The digest the replica holds for an article's winning body, as hex.
+func bodyDigest(_ replica: Replica, _ id: String) throws -> String? {
+    try replica.database.read { db in
+        try Data.fetchOne(db, sql: "SELECT body_sha256 FROM article WHERE key = ?", arguments: [id])
+    }.map { $0.map { String(format: "%02x", $0) }.joined() }
 }
 
 /// Syncs two replicas through in-memory bundles, both directions.
