@@ -34,7 +34,7 @@ struct OpenAPITests {
     @Test("Every path and method in openapi.yaml is routed")
     func everyOperationIsRouted() async throws {
         let operations = try Self.operations()
-        #expect(operations.count == 6)
+        #expect(operations.count == 7)
         let fixture = try await Fixture()
         try await fixture.app().test(.router) { client in
             for (path, method) in operations {

@@ -135,10 +135,16 @@ extension Replica {
 
     /// Ids of articles whose body this replica does not hold (evicted, or received by reference), by key.
     public func articlesWithoutBody(limit: Int = 1000) throws -> [String] {
+        try articlesWithoutBody(after: "", limit: limit)
+    }
+
+    /// Ids of articles without a body whose key sorts after `after` (every id is longer than `""`), by key: the
+    /// pages of ``articlesWithoutBody(limit:)``.
+    func articlesWithoutBody(after: String, limit: Int) throws -> [String] {
         try read("list articles without body") { db in
             try String.fetchAll(db, sql: """
-                SELECT key FROM article WHERE body IS NULL AND content_hlc IS NOT NULL ORDER BY key LIMIT ?
-                """, arguments: [max(0, limit)])
+                SELECT key FROM article WHERE body IS NULL AND content_hlc IS NOT NULL AND key > ? ORDER BY key LIMIT ?
+                """, arguments: [after, max(0, limit)])
         }
     }
 

@@ -112,6 +112,20 @@ public struct HTTPSyncTransport: SyncTransport {
         return try decode(SyncCheck.self, from: response, what: "check answer")
     }
 
+    /// Asks for the bodies of articles (`POST /v1/articles/bodies`, at most ``ArticleBodiesRequest/maxIDs`` ids).
+    public func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer {
+        let body: Data
+        do {
+            body = try JSONEncoder().encode(ArticleBodiesRequest(ids: ids))
+        } catch {
+            throw ReaderSyncError.transport("cannot encode the bodies request: \(error)")
+        }
+        let request = SyncHTTPRequest(method: "POST", path: "v1/articles/bodies",
+                                      headers: ["Content-Type": SyncHTTP.jsonMediaType], body: body)
+        let response = try await exchange(request, expecting: SyncHTTP.jsonMediaType)
+        return try decode(ArticleBodiesAnswer.self, from: response, what: "bodies answer")
+    }
+
     // MARK: - Plumbing
 
     private func exchange(_ request: SyncHTTPRequest, expecting mediaType: String) async throws -> SyncHTTPResponse {

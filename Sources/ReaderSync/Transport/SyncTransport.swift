@@ -1,6 +1,7 @@
 public import Foundation
 
-/// A way to reach a sync server: the three exchanges of HTTP sync, whatever carries them.
+/// A way to reach a sync server: the three exchanges of HTTP sync, whatever carries them (and the one-request
+/// check and fetching article bodies back, which a transport may leave out).
 ///
 /// ``URLSessionTransport`` speaks HTTP with `URLSession`; tests use an ``HTTPSyncTransport`` over an
 /// in-process client. ``Replica/sync(using:options:progress:)`` drives a transport: knowledge, push, pull pages.
@@ -20,11 +21,21 @@ public protocol SyncTransport: Sendable {
     /// `digest` (``Knowledge/digest(account:)``) holds, and whose the token is. Nil when the server does not offer
     /// the check (the sync then runs the full exchange). The default implementation returns nil.
     func check(digest: String) async throws -> SyncCheck?
+    /// Asks for the bodies of articles (`POST /v1/articles/bodies`): at most ``ArticleBodiesRequest/maxIDs``
+    /// distinct ids, each a valid article id. The answer is the server's claim: ``Replica/fetchBodies(_:using:)``
+    /// checks every body against the digest the replica holds. The default implementation throws
+    /// ``ReaderSyncError/transport(_:)``: the transport cannot fetch bodies.
+    func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer
 }
 
 extension SyncTransport {
     /// No check: the sync runs the full exchange.
     public func check(digest: String) async throws -> SyncCheck? { nil }
+
+    /// Throws ``ReaderSyncError/transport(_:)``: this transport cannot fetch article bodies.
+    public func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer {
+        throw ReaderSyncError.transport("this transport cannot fetch article bodies")
+    }
 }
 
 /// The server's answer to a no-op check (`POST /v1/sync/check`).

@@ -155,6 +155,9 @@ public struct URLSessionTransport: SyncTransport {
     /// The one-request no-op check; nil from a server that does not offer it.
     public func check(digest: String) async throws -> SyncCheck? { try await http.check(digest: digest) }
 
+    /// Asks for the bodies of articles (`POST /v1/articles/bodies`).
+    public func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer { try await http.fetchBodies(ids) }
+
     /// One line for a network error.
     static func describe(_ error: URLError) -> String {
         switch error.code {

@@ -69,10 +69,10 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
                      detail: "this route takes \(expected), got \(got ?? "no Content-Type")")
     }
 
-    /// 413: a body over the limit.
-    static func contentTooLarge(limit: Int) -> ProblemError {
+    /// 413: a body over the limit; `hint` says what to do instead.
+    static func contentTooLarge(limit: Int, hint: String = "push in smaller pages") -> ProblemError {
         ProblemError(.contentTooLarge, slug: "content-too-large", title: "Content too large",
-                     detail: "request bodies are limited to \(limit) bytes; push in smaller pages")
+                     detail: "request bodies are limited to \(limit) bytes; \(hint)")
     }
 
     /// 408: a request head or body that stopped arriving (see ``ConnectionLimits``).

@@ -16,7 +16,15 @@ struct SyncController {
         "/v1/sync/push": [.post],
         "/v1/sync/pull": [.post],
         "/v1/sync/check": [.post],
+        "/v1/articles/bodies": [.post],
     ]
+
+    /// The largest body of `POST /v1/articles/bodies` (or ``ServerConfiguration/maxBodyBytes`` if smaller): 200
+    /// ids of 512 bytes, even written with `\u` escapes, fit with room to spare.
+    static let maxBodiesRequestBytes = 1 << 20
+    /// The most bytes of body text one answer of `POST /v1/articles/bodies` carries before the rest of the ids
+    /// are left for another request (``ArticleBodiesAnswer/truncated``); one body may go past it.
+    static let maxBodiesAnswerBytes = 8 << 20
 
     /// Adds the routes: health without a token, the rest behind bearer authentication.
     func addRoutes(to router: Router<ServerRequestContext>) {
@@ -27,6 +35,7 @@ struct SyncController {
         authenticated.post("sync/push", use: push)
         authenticated.post("sync/pull", use: pull)
         authenticated.post("sync/check", use: check)
+        authenticated.post("articles/bodies", use: bodies)
     }
 
     // MARK: - Routes
@@ -95,6 +104,27 @@ struct SyncController {
         return try JSON.response(SyncCheck(upToDate: held == check.digest, account: account.name, role: account.role))
     }
 
+    /// `POST /v1/articles/bodies`: the bodies of articles, for a device that evicted them. Articles are shared, so
+    /// any account may ask for any article's body.
+    @Sendable func bodies(_ request: Request, context: ServerRequestContext) async throws -> Response {
+        _ = try context.requireAccount()
+        try requireMediaType(request, SyncHTTP.jsonMediaType)
+        let data = try await body(of: request, limit: min(configuration.maxBodyBytes, Self.maxBodiesRequestBytes),
+                                  hint: "ask for at most \(ArticleBodiesRequest.maxIDs) ids")
+        let ask: ArticleBodiesRequest
+        do {
+            ask = try ArticleBodiesRequest.decode(json: data)
+        } catch let error as ReaderSyncError {
+            throw ProblemError.badRequest(error.message)
+        }
+        let answer = try await store.articleBodies(ask.ids, maxBytes: Self.maxBodiesAnswerBytes)
+        context.logger.info("bodies", metadata: [
+            "asked": "\(ask.ids.count)", "bodies": "\(answer.bodies.count)", "missing": "\(answer.missing.count)",
+            "truncated": "\(answer.truncated.count)",
+        ])
+        return try JSON.response(answer)
+    }
+
     // MARK: - Helpers
 
     private func requireMediaType(_ request: Request, _ expected: String) throws {
@@ -104,18 +134,18 @@ struct SyncController {
         }
     }
 
-    /// The request body, at most ``ServerConfiguration/maxBodyBytes``, or 413.
-    private func body(of request: Request) async throws -> Data {
-        let limit = configuration.maxBodyBytes
+    /// The request body, at most `limit` bytes (by default ``ServerConfiguration/maxBodyBytes``), or 413 with `hint`.
+    private func body(of request: Request, limit: Int? = nil, hint: String = "push in smaller pages") async throws -> Data {
+        let limit = limit ?? configuration.maxBodyBytes
         if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit {
-            throw ProblemError.contentTooLarge(limit: limit)
+            throw ProblemError.contentTooLarge(limit: limit, hint: hint)
         }
         var request = request
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: limit)
         } catch let error as any HTTPResponseError where error.status == .contentTooLarge {
-            throw ProblemError.contentTooLarge(limit: limit)
+            throw ProblemError.contentTooLarge(limit: limit, hint: hint)
         }
         return Data(buffer.readableBytesView)
     }

@@ -258,6 +258,28 @@ public final class SQLiteServerStore: ServerStore {
         }
     }
 
+    /// The bodies of the articles `ids`, read one article at a time from the server's replica (which never evicts
+    /// a body), so that no more than `maxBytes` plus one body is read whatever the ids ask.
+    public func articleBodies(_ ids: [String], maxBytes: Int) async throws -> ArticleBodiesAnswer {
+        let replica = replica
+        return try await offload {
+            var answer = ArticleBodiesAnswer()
+            var seen = Set<Data>()
+            var bytes = 0
+            for id in ids where seen.insert(Data(id.utf8)).inserted {
+                if bytes >= maxBytes && !answer.bodies.isEmpty {
+                    answer.truncated.append(id)
+                } else if let body = try replica.articleBodies([id]).first {
+                    answer.bodies.append(body)
+                    bytes += body.body.utf8.count
+                } else {
+                    answer.missing.append(id)
+                }
+            }
+            return answer
+        }
+    }
+
     /// Publishes articles to every account.
     public func importArticles(_ articles: [Article]) async throws -> UpsertSummary {
         let replica = replica

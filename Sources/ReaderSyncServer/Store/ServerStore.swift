@@ -67,6 +67,16 @@ public protocol ServerStore: Sendable {
     func push(_ bundle: Data, from account: ServerAccount, limits: PushLimits) async throws -> PushResponse
     /// A page of at most `maxChanges` changes that `knowledge` lacks and `account` may see.
     func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage
+    /// The bodies of the articles `ids`, for a device that evicted them (`POST /v1/articles/bodies`). Articles are
+    /// shared, so every account may have every body.
+    ///
+    /// Ids are taken in order, a repeated one once: an article whose body the store holds goes to
+    /// ``ArticleBodiesAnswer/bodies`` (with the SHA-256 of its UTF-8), any other id to
+    /// ``ArticleBodiesAnswer/missing``. Once the bodies answered reach `maxBytes` bytes of UTF-8 text, the ids not
+    /// yet looked at go to ``ArticleBodiesAnswer/truncated`` unread, so one call never builds more than `maxBytes`
+    /// plus one body; at least one body is answered when the first id has one. The caller has checked the ids
+    /// (``ArticleBodiesRequest/decode(json:)``).
+    func articleBodies(_ ids: [String], maxBytes: Int) async throws -> ArticleBodiesAnswer
     /// Publishes articles to every account (an upsert: unchanged articles record nothing).
     func importArticles(_ articles: [Article]) async throws -> UpsertSummary
     /// The canonical dump of the store's state: articles, comments, and `account`'s read state (nil: all).
