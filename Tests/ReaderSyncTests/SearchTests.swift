@@ -141,3 +141,45 @@ struct SearchTests {
         }
     }
 }
+
+/// Hands out a peer replica's bodies as a server would (`POST /v1/articles/bodies`); nothing else.
+struct BodiesOnlyTransport: SyncTransport {
+    let peer: Replica
+    func account() async throws -> RemoteAccount { throw ReaderSyncError.transport("not a server") }
+    func knowledge() async throws -> Knowledge { throw ReaderSyncError.transport("not a server") }
+    func push(_ bundle: Data) async throws -> PushResponse { throw ReaderSyncError.transport("not a server") }
+    func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage { throw ReaderSyncError.transport("not a server") }
+    func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer {
+        let bodies = try peer.articleBodies(ids)
+        return ArticleBodiesAnswer(bodies: bodies, missing: ids.filter { id in !bodies.contains { $0.id == id } }, truncated: [])
+    }
+}
+
+@Suite("README: search and the storage budget")
+struct ReadmeSearchExampleTests {
+    @Test("the README's search and budget example runs as written")
+    func example() async throws {
+        let server = try Replica.inMemory(account: "server", role: .server)
+        try server.upsertArticles(try fixtureArticles())
+        let phone = try Replica.inMemory(account: "alice")
+        try sync(server, phone)
+        try phone.markRead(mainArticle)
+        let transport = BodiesOnlyTransport(peer: server)
+
+        // --- README example ---
+        for hit in try phone.search("kremlin talks", options: SearchOptions(unreadOnly: true, limit: 20)) {
+            print(hit.title, hit.snippet, hit.readState.isRead, hit.bodyState)
+        }
+        try phone.setStorageBudget(StorageBudget(bytes: try StorageBudget.parseSize("50MB"), keepUnreadFor: 7 * 86_400))
+        let report = try phone.enforceStorageBudget()
+        print("evicted \(report.evicted) bodies: \(report.bytesBefore) -> \(report.bytesAfter) bytes")
+        // --- end (the budget is generous: nothing is evicted; evict one by hand to show the way back) ---
+        #expect(report.evicted == 0 && !report.stillOverBudget)
+        #expect(try phone.evictBody(of: mainArticle))
+        if try phone.article(mainArticle).bodyState != .held {
+            try await phone.fetchBodies([mainArticle], using: transport)
+        }
+        #expect(try phone.article(mainArticle).bodyState == .held)
+        #expect(try phone.canonicalDump(account: "nobody") == server.canonicalDump(account: "nobody"))
+    }
+}

@@ -59,7 +59,11 @@ extension Replica {
     /// The feed: articles newest first (by publication, else update time, then id), with this account's read
     /// state, filtered by `query`.
     public func feed(_ query: FeedQuery = FeedQuery()) throws -> [FeedItem] {
-        try read("read feed") { db in
+        try read("read feed") { db in try feed(db, query) }
+    }
+
+    func feed(_ db: Database, _ query: FeedQuery) throws -> [FeedItem] {
+        do {
             let accountRow = try StoreTransaction(db).accountRow(account, create: false) ?? -1
             let rows = try Row.fetchAll(db, sql: """
                 SELECT \(Article.columns), r.read_at, r.progress, r.saved_at,
@@ -90,7 +94,11 @@ extension Replica {
     /// One article with this account's read state and its comment thread.
     /// - Throws: ``ReaderSyncError/notFound(_:)`` for an unknown id.
     public func article(_ id: String) throws -> ArticleDetail {
-        try read("read article \(id)") { db in
+        try read("read article \(id)") { db in try article(db, id) }
+    }
+
+    func article(_ db: Database, _ id: String) throws -> ArticleDetail {
+        do {
             guard let row = try Row.fetchOne(db, sql: """
                 SELECT \(Article.columns) FROM article a WHERE a.key = ? AND a.content_hlc IS NOT NULL
                 """, arguments: [id]) else {
