@@ -52,7 +52,11 @@ struct ReplicaOptionsGroup: ParsableArguments {
     }
 
     func open() throws -> Replica {
-        try Replica.open(at: path)
+        do {
+            return try Replica.open(at: path)
+        } catch ReaderSyncError.notFound(let message) {
+            throw ReaderSyncError.notFound(message + "; create one with `readersync init`")
+        }
     }
 }
 

@@ -80,3 +80,18 @@ struct ObservationTests {
         }
     }
 }
+
+@Suite("App-shaped values")
+struct AppValueTests {
+    @Test("openOrCreate creates once, then opens; another account's file is refused")
+    func openOrCreate() throws {
+        let dir = TempDir()
+        let url = dir.url.appendingPathComponent("app.db")
+        let first = try Replica.openOrCreate(at: url, account: "alice")
+        try first.upsertArticles([sampleArticle("a")])
+        let again = try Replica.openOrCreate(at: url, account: "alice")
+        #expect(again.replicaID == first.replicaID)
+        #expect(try again.feed().map(\.id) == ["a"])
+        #expect(throws: ReaderSyncError.self) { try Replica.openOrCreate(at: url, account: "bob") }
+    }
+}

@@ -77,6 +77,30 @@ struct StoreTests {
         #expect(try migrated.status().schemaVersion == 3)
     }
 
+    @Test("errors keep the SQLite result code and are matchable by case: a replica locked by another connection is busy")
+    func busyIsItsOwnCase() throws {
+        let dir = TempDir()
+        let path = dir.path("r.db")
+        let replica = try Replica.create(at: path, account: "alice", options: ReplicaOptions(busyTimeout: 0.05))
+        try replica.upsertArticles([sampleArticle("a")])
+        let other = try DatabaseQueue(path: path)
+        // Another connection holds the write lock while the replica tries to write.
+        try other.inTransaction(.immediate) { _ in
+            do {
+                try replica.markRead("a")
+                Issue.record("the write went through a held lock")
+            } catch let error as ReaderSyncError {
+                guard case .busy(let message) = error else { Issue.record("not .busy: \(error)"); return .rollback }
+                #expect(error.sqliteResultCode == 5)
+                #expect(message.contains("mark a read"))
+            } catch {
+                Issue.record("not a ReaderSyncError: \(error)")
+            }
+            return .rollback
+        }
+        #expect(ReaderSyncError.notFound("x").sqliteResultCode == nil)
+    }
+
     @Test func reopenKeepsIdentityAndData() throws {
         let dir = TempDir()
         let path = dir.path("r.db")
@@ -109,7 +133,7 @@ struct StoreTests {
         let before = try Data(contentsOf: URL(fileURLWithPath: text))
         #expect(throws: ReaderSyncError.self) { try Replica.open(at: text) }
         #expect(try Data(contentsOf: URL(fileURLWithPath: text)) == before)
-        #expect(throws: ReaderSyncError.notFound("no replica at \(dir.path("absent.db")); create one with `readersync init`")) {
+        #expect(throws: ReaderSyncError.notFound("no replica at \(dir.path("absent.db"))")) {
             try Replica.open(at: dir.path("absent.db"))
         }
     }

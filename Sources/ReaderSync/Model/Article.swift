@@ -117,7 +117,9 @@ public struct Comment: Codable, Sendable, Equatable, Hashable, Identifiable {
 }
 
 /// A comment with its replies, in thread order.
-public struct CommentThread: Sendable, Equatable {
+public struct CommentThread: Sendable, Equatable, Identifiable {
+    /// The comment's id.
+    public var id: String { comment.id }
     /// The comment itself.
     public var comment: Comment
     /// Its direct replies, oldest first, each with their own replies.
@@ -131,7 +133,9 @@ public struct CommentThread: Sendable, Equatable {
 }
 
 /// One row of the feed: an article and this account's read state of it.
-public struct FeedItem: Sendable, Equatable {
+public struct FeedItem: Sendable, Equatable, Identifiable {
+    /// The article's id.
+    public var id: String { article.id }
     /// The article.
     public var article: Article
     /// This replica's account's read state of the article.

@@ -128,7 +128,7 @@ public final class Replica: Sendable {
             return try Replica(writer: pool, path: path, options: options)
         } catch let error as DatabaseError {
             try? FileManager.default.removeItem(atPath: path)
-            throw ReaderSyncError.storage("cannot create replica at \(path): \(error.message ?? error.description)")
+            throw ReaderSyncError(error, context: "cannot create replica at \(path)")
         }
     }
 
@@ -140,7 +140,7 @@ public final class Replica: Sendable {
     public static func open(at path: String, options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw ReaderSyncError.notFound("no replica at \(path); create one with `readersync init`")
+            throw ReaderSyncError.notFound("no replica at \(path)")
         }
         guard !isDirectory.boolValue else {
             throw ReaderSyncError.incompatibleReplica("\(path) is a directory, not a ReaderSync replica")
@@ -166,8 +166,24 @@ public final class Replica: Sendable {
             try StoreSchema.migrator().migrate(pool)
             return try Replica(writer: pool, path: path, options: options)
         } catch let error as DatabaseError {
-            throw ReaderSyncError.storage("cannot open replica \(path): \(error.message ?? error.description)")
+            throw ReaderSyncError(error, context: "cannot open replica \(path)")
         }
+    }
+
+    /// Opens the replica at `url`, creating it for `account` when no file is there yet (an app's first launch).
+    ///
+    /// - Throws: ``ReaderSyncError/invalidInput(_:)`` when the file there belongs to another account;
+    ///   the errors of ``open(at:options:)`` and ``create(at:account:role:options:)``.
+    public static func openOrCreate(at url: URL, account: String, options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
+        let path = url.path
+        guard FileManager.default.fileExists(atPath: path) else {
+            return try create(at: path, account: account, options: options)
+        }
+        let replica = try open(at: path, options: options)
+        guard replica.account.utf8.elementsEqual(account.utf8) else {
+            throw ReaderSyncError.invalidInput("\(path) is a replica of account '\(replica.account)', not '\(account)'")
+        }
+        return replica
     }
 
     /// Creates a replica that lives in memory only: for tests, previews and simulations.
@@ -209,7 +225,7 @@ public final class Replica: Sendable {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         if size == 0 {
             throw ReaderSyncError.incompatibleReplica(
-                "\(path) is an empty file, not a ReaderSync replica; remove it, or create a replica with `readersync init`")
+                "\(path) is an empty file, not a ReaderSync replica; remove it, or create a replica in its place")
         }
         var config = Configuration()
         config.readonly = true
@@ -251,7 +267,7 @@ public final class Replica: Sendable {
         } catch let error as ReaderSyncError {
             throw error
         } catch let error as DatabaseError {
-            throw ReaderSyncError.storage("\(what): \(error.message ?? error.description)")
+            throw ReaderSyncError(error, context: what)
         }
     }
 

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 
 /// Every error the ReaderSync core throws. Each case carries a message that names what is wrong.
 ///
@@ -26,6 +27,13 @@ public enum ReaderSyncError: Error, Sendable, Equatable, CustomStringConvertible
     case clockSkew(String)
     /// SQLite or the file system failed; the message carries the underlying error.
     case storage(String)
+    /// Another process held the replica's lock for longer than the busy timeout (SQLite `BUSY` or `LOCKED`):
+    /// retrying later may succeed.
+    case busy(String)
+    /// The disk is full (SQLite `FULL`): nothing was written; free space and retry.
+    case diskFull(String)
+    /// The replica file is damaged (SQLite `CORRUPT` or `NOTADB`): restore it from a backup or sync a new one.
+    case corrupt(String)
     /// The network or the remote peer failed.
     case transport(String)
 
@@ -34,8 +42,36 @@ public enum ReaderSyncError: Error, Sendable, Equatable, CustomStringConvertible
         switch self {
         case .notFound(let m), .invalidInput(let m), .invalidImport(let m), .forbidden(let m),
              .incompatibleReplica(let m), .invalidBundle(let m), .invalidValue(let m), .missingChanges(let m),
-             .clockSkew(let m), .storage(let m), .transport(let m):
+             .clockSkew(let m), .storage(let m), .transport(let m), .busy(let m), .diskFull(let m), .corrupt(let m):
             return m
+        }
+    }
+
+    /// The SQLite primary result code behind a storage failure, when there was one: 5 (`BUSY`), 6 (`LOCKED`),
+    /// 13 (`FULL`), 11 (`CORRUPT`), 26 (`NOTADB`)…, as a number an app can log or match.
+    public var sqliteResultCode: Int32? {
+        guard case .storage(let m) = self, let range = m.range(of: "[SQLite ", options: .backwards) else {
+            switch self {
+            case .busy(let m), .diskFull(let m), .corrupt(let m):
+                return m.range(of: "[SQLite ", options: .backwards).flatMap { Int32(m[$0.upperBound...].prefix { $0.isNumber }) }
+            default: return nil
+            }
+        }
+        return Int32(m[range.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// A storage error for a failed SQLite call, by its result code; the message ends with `[SQLite <code>]`.
+    init(_ error: DatabaseError, context: String) {
+        let line = "\(context): \(error.message ?? error.description) [SQLite \(error.resultCode.primaryResultCode.rawValue)]"
+        switch error.resultCode.primaryResultCode {
+        case .SQLITE_BUSY, .SQLITE_LOCKED:
+            self = .busy(line)
+        case .SQLITE_FULL:
+            self = .diskFull(line)
+        case .SQLITE_CORRUPT, .SQLITE_NOTADB:
+            self = .corrupt(line)
+        default:
+            self = .storage(line)
         }
     }
 
