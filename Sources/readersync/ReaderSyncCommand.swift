@@ -15,9 +15,9 @@ struct ReaderSyncCommand: AsyncParsableCommand {
             """,
         version: ReaderSyncVersion.current,
         subcommands: [
-            InitCommand.self, ImportCommand.self, ListCommand.self, ShowCommand.self,
+            InitCommand.self, ImportCommand.self, ListCommand.self, ShowCommand.self, SearchCommand.self,
             ReadCommand.self, UnreadCommand.self, ProgressCommand.self, SaveCommand.self, UnsaveCommand.self,
-            CommentCommand.self, LogCommand.self, StatusCommand.self, DumpCommand.self,
+            CommentCommand.self, LogCommand.self, StatusCommand.self, BudgetCommand.self, EvictCommand.self, DumpCommand.self,
             SyncCommand.self, BundleCommand.self, KnowledgeCommand.self, CompletionCommand.self, SchemaCommand.self,
         ]
     )

@@ -86,7 +86,8 @@ final class BundleCommandTests {
         let size = try box.bytes("all.bundle").count
 
         let text = try box.ok("bundle", "inspect", "all.bundle")
-        #expect(text.lines.first == "format:      v2 (store schema v2)", "\(text)")
+        let schemaVersion = try #require(status["schemaVersion"] as? Int)
+        #expect(text.lines.first == "format:      v2 (store schema v\(schemaVersion))", "the store's schema version: \(text)")
         #expect(text.lines.contains("source:      \(replicaID) (account alice)"), "\(text)")
         #expect(text.lines.contains("changes:     10  [article: 4, comment: 4, readState: 2]"), "\(text)")
         #expect(text.lines.contains { $0.hasPrefix("checksum:    0x") && $0.hasSuffix(" (verified)") }, "\(text)")

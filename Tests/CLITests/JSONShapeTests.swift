@@ -87,6 +87,20 @@ final class JSONShapeTests {
         try box.ok("init", "--db", "tablet.db", "--account", "alice")
         try check("bundle-import.schema.json", "bundle", "import", "--db", "tablet.db", "all.bundle", "--json")
 
+        // Search; the storage budget, eviction, and what they add to show, status and sync.
+        try check("search.schema.json", "search", "--db", "laptop.db", "--json", "trump")
+        try check("search.schema.json", "search", "--db", "laptop.db", "--json", "zeppelin")
+        try check("budget.schema.json", "budget", "show", "--db", "laptop.db", "--json")
+        try check("evict.schema.json", "evict", "--db", "laptop.db", "--json")
+        try box.ok("budget", "set", "--db", "laptop.db", "1KB")
+        try check("budget.schema.json", "budget", "show", "--db", "laptop.db", "--json")
+        try check("evict.schema.json", "evict", "--db", "laptop.db", "--json")
+        try check("evict.schema.json", "evict", "--db", "laptop.db", "--json", FixtureIDs.main)
+        try check("show.schema.json", "show", "--db", "laptop.db", "--json", FixtureIDs.main)
+        try check("search.schema.json", "search", "--db", "laptop.db", "--json", "kremlin")
+        try check("status.schema.json", "status", "--db", "laptop.db", "--json")
+        try check("sync.schema.json", "sync", "--db", "laptop.db", "phone.db", "--json")
+
         // Every schema file but the shared one has been checked against real output.
         #expect(checked == Set(schemas.documents.keys).subtracting(["common.schema.json"]), "\(checked)")
 

@@ -172,7 +172,7 @@ final class MessageTests {
     }
 
     @Test("server sync: a rejected token says to get a new one; --progress shows pages; --json matches its schema",
-          .timeLimit(.minutes(3)))
+          .timeLimit(.minutes(10)))
     func serverSync() throws {
         let server = try LiveServer(box: box)
         try box.replicaWithFixture("r.db")

@@ -95,17 +95,24 @@ struct ReadmeCommandTests {
                 "log --limit 3 says where it stopped: \(stderr)")
     }
 
-    @Test("every command in the table is a real command, and every command is in the table")
-    func tableNamesRealCommands() throws {
-        let text = try String(contentsOf: Self.readme, encoding: .utf8)
-        let section = try #require(text.range(of: "### Commands").map { text[$0.upperBound...] })
-        let table = section.prefix { _ in true }.split(separator: "\n").prefix { !$0.hasPrefix("**Pages.**") }
-        // The command words of each row's first cell: "| `read ID`, `unread ID` |" names read and unread.
-        let names = Set(table.filter { $0.hasPrefix("| `") }.flatMap { line -> [String] in
+    /// The command words of the first cells of the table rows after `heading`, up to the first line that starts
+    /// with `end`: "| `read ID`, `unread ID` |" names read and unread.
+    static func tableCommands(_ text: String, after heading: String, until end: String) throws -> Set<String> {
+        let section = try #require(text.range(of: heading).map { text[$0.upperBound...] }, "README has \(heading)")
+        let table = section.split(separator: "\n").prefix { !$0.hasPrefix(end) }
+        return Set(table.filter { $0.hasPrefix("| `") }.flatMap { line -> [String] in
             let cell = line.dropFirst(2).prefix { $0 != "|" }
             let quoted = cell.split(separator: "`", omittingEmptySubsequences: false).enumerated().filter { $0.offset % 2 == 1 }
             return quoted.compactMap { $0.element.split(separator: " ").first.map(String.init) }
         })
+    }
+
+    @Test("every command in the tables is a real command, and every command is in a table")
+    func tableNamesRealCommands() throws {
+        let text = try String(contentsOf: Self.readme, encoding: .utf8)
+        // The main table, and the one of the search and storage-budget commands.
+        let names = try Self.tableCommands(text, after: "### Commands", until: "**Pages.**")
+            .union(Self.tableCommands(text, after: "## Search and storage budget (CLI)", until: "## "))
         let help = try Sandbox().run("--help").stdout
         let commands = Set(help.components(separatedBy: "SUBCOMMANDS:").last?.split(separator: "\n").compactMap { line -> String? in
             let trimmed = line.drop { $0 == " " }

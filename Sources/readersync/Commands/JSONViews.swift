@@ -25,6 +25,9 @@ enum JSONFormat {
     static let sync = "readersync-sync/1"
     static let bundleExport = "readersync-bundle-export/1"
     static let bundleImport = "readersync-bundle-import/1"
+    static let search = "readersync-search/1"
+    static let budget = "readersync-budget/1"
+    static let evict = "readersync-evict/1"
 }
 
 extension KeyedEncodingContainer {
@@ -117,12 +120,13 @@ struct ShowJSON: Encodable {
     var detail: ArticleDetail
     var commentCount: Int
 
-    enum CodingKeys: String, CodingKey { case format, article, readState, commentCount, comments }
+    enum CodingKeys: String, CodingKey { case format, article, readState, commentCount, comments, bodyState }
 
     func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(JSONFormat.show, forKey: .format)
         try c.encode(ArticleJSON(article: detail.article, withBody: true), forKey: .article)
+        try c.encode(detail.bodyState.rawValue, forKey: .bodyState)
         try c.encode(ReadStateJSON(state: detail.readState), forKey: .readState)
         try c.encode(commentCount, forKey: .commentCount)
         try c.encode(detail.comments.map(CommentJSON.init), forKey: .comments)
@@ -172,10 +176,12 @@ struct LogEntryJSON: Encodable {
 /// `status --json`.
 struct StatusJSON: Encodable {
     var status: ReplicaStatus
+    var storage: StorageFigures
 
     enum CodingKeys: String, CodingKey {
         case format, replica, account, role, path, schemaVersion, databaseBytes, articles, comments, readStates,
-             clock, clockTime, lastSequence, logEntries, logBytes, knownReplicas
+             clock, clockTime, lastSequence, logEntries, logBytes, knownReplicas, storageBudget, storageBytes,
+             bodiesNotHeld, searchIndexBytes
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -197,6 +203,10 @@ struct StatusJSON: Encodable {
         try c.encode(s.logEntries, forKey: .logEntries)
         try c.encode(s.logBytes, forKey: .logBytes)
         try c.encode(s.knownReplicas, forKey: .knownReplicas)
+        try c.encodeNullable(storage.budget.map(BudgetJSON.init), forKey: .storageBudget)
+        try c.encode(storage.bytesInUse, forKey: .storageBytes)
+        try c.encode(storage.bodiesNotHeld, forKey: .bodiesNotHeld)
+        try c.encode(storage.searchIndexBytes, forKey: .searchIndexBytes)
     }
 }
 
@@ -338,4 +348,130 @@ struct SyncJSON: Encodable {
     /// Whether read state was exchanged (false with a replica of another account).
     var readState: Bool
     var refused: [RefusedJSON]
+    /// Bodies this replica put back in the peer, and the peer put back here (a replica file only; 0 with a server).
+    var bodiesSent = 0
+    var bodiesReceived = 0
+    /// What enforcing this replica's storage budget after the sync did, and the peer's (a replica file only).
+    var eviction: EvictionJSON?
+    var peerEviction: EvictionJSON?
+
+    enum CodingKeys: String, CodingKey {
+        case format, peer, kind, sent, received, readState, refused, bodiesSent, bodiesReceived, eviction, peerEviction
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(format, forKey: .format)
+        try c.encode(peer, forKey: .peer)
+        try c.encode(kind, forKey: .kind)
+        try c.encode(sent, forKey: .sent)
+        try c.encode(received, forKey: .received)
+        try c.encode(readState, forKey: .readState)
+        try c.encode(refused, forKey: .refused)
+        try c.encode(bodiesSent, forKey: .bodiesSent)
+        try c.encode(bodiesReceived, forKey: .bodiesReceived)
+        try c.encodeNullable(eviction, forKey: .eviction)
+        try c.encodeNullable(peerEviction, forKey: .peerEviction)
+    }
+}
+
+// MARK: - Search, storage budget, eviction
+
+/// A storage budget: `bytes`, and `keepUnreadFor` in seconds.
+struct BudgetJSON: Encodable {
+    var bytes: Int64
+    var keepUnreadFor: Double
+
+    init(_ budget: StorageBudget) {
+        bytes = budget.bytes
+        keepUnreadFor = budget.keepUnreadFor
+    }
+}
+
+/// What enforcing the storage budget did (`sync`'s `eviction` and `peerEviction`).
+struct EvictionJSON: Encodable {
+    var report: EvictionReport
+
+    init(_ report: EvictionReport) { self.report = report }
+
+    enum CodingKeys: String, CodingKey {
+        case budget, bytesBefore, bytesAfter, fileBytes, evicted, evictedBodyBytes, stillOverBudget
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeNullable(report.budget.map(BudgetJSON.init), forKey: .budget)
+        try c.encode(report.bytesBefore, forKey: .bytesBefore)
+        try c.encode(report.bytesAfter, forKey: .bytesAfter)
+        try c.encode(report.fileBytes, forKey: .fileBytes)
+        try c.encode(report.evicted, forKey: .evicted)
+        try c.encode(report.evictedBodyBytes, forKey: .evictedBodyBytes)
+        try c.encode(report.stillOverBudget, forKey: .stillOverBudget)
+    }
+}
+
+/// `evict --json`: what enforcing the budget, or evicting one article's body, did.
+struct EvictJSON: Encodable {
+    /// The one article asked for, or nil when the budget was enforced.
+    var article: String?
+    var report: EvictionReport
+
+    enum CodingKeys: String, CodingKey { case format, article, eviction }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(JSONFormat.evict, forKey: .format)
+        try c.encodeNullable(article, forKey: .article)
+        try c.encode(EvictionJSON(report), forKey: .eviction)
+    }
+}
+
+/// `budget show --json`.
+struct BudgetShowJSON: Encodable {
+    var storage: StorageFigures
+
+    enum CodingKeys: String, CodingKey { case format, budget, bytesInUse, fileBytes, overBudget, bodiesNotHeld }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(JSONFormat.budget, forKey: .format)
+        try c.encodeNullable(storage.budget.map(BudgetJSON.init), forKey: .budget)
+        try c.encode(storage.bytesInUse, forKey: .bytesInUse)
+        try c.encode(storage.fileBytes, forKey: .fileBytes)
+        try c.encode(storage.isOverBudget, forKey: .overBudget)
+        try c.encode(storage.bodiesNotHeld, forKey: .bodiesNotHeld)
+    }
+}
+
+/// One `search` hit: the article's headline fields, the snippet and score, this account's read state, and
+/// whether the body is held.
+struct SearchHitJSON: Encodable {
+    var hit: SearchHit
+
+    enum CodingKeys: String, CodingKey {
+        case id, title, source, byline, publishedAt, snippet, score, read, readAt, progress, saved, bodyState
+    }
+
+    func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(hit.id, forKey: .id)
+        try c.encode(hit.title, forKey: .title)
+        try c.encode(hit.source, forKey: .source)
+        try c.encodeNullable(hit.byline, forKey: .byline)
+        try c.encodeNullable(hit.publishedAt.map(Format.iso), forKey: .publishedAt)
+        try c.encode(hit.snippet, forKey: .snippet)
+        try c.encode(hit.score, forKey: .score)
+        try c.encode(hit.readState.isRead, forKey: .read)
+        try c.encodeNullable(hit.readState.readAt.map(Format.iso), forKey: .readAt)
+        try c.encode(hit.readState.progress, forKey: .progress)
+        try c.encode(hit.readState.isSaved, forKey: .saved)
+        try c.encode(hit.bodyState.rawValue, forKey: .bodyState)
+    }
+}
+
+/// `search --json`.
+struct SearchJSON: Encodable {
+    var format = JSONFormat.search
+    var query: String
+    var hits: [SearchHitJSON]
 }

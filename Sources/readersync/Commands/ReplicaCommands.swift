@@ -153,7 +153,11 @@ struct ShowCommand: ParsableCommand {
 
     func run() throws {
         try ReaderSync_CLI.run {
-            let detail = try replica.open().article(id)
+            let opened = try replica.open()
+            let detail = try opened.article(id)
+            // The storage budget evicts least recently opened bodies first. Best effort: a replica another
+            // process is writing to still shows the article.
+            if !opened.isReadOnly { try? opened.recordOpened(id) }
             let visible = Self.count(detail.comments, deleted: false)
             if output.json { return try printJSON(ShowJSON(detail: detail, commentCount: visible)) }
             let a = detail.article
@@ -166,7 +170,11 @@ struct ShowCommand: ParsableCommand {
             let s = detail.readState
             say("[\(s.isRead ? "read" : "unread")\(s.isSaved ? ", saved" : "")\(s.progress > 0 ? String(format: ", %.0f%% read", s.progress * 100) : "")]")
             say("")
-            say(a.body)
+            if detail.bodyState == .held {
+                say(a.body)
+            } else {
+                for line in Self.bodyNotHeld(detail.bodyState, replica: replica.path) { say(line) }
+            }
             if !a.related.isEmpty { say(""); say("Related: \(a.related.joined(separator: ", "))") }
             say("")
             let deleted = Self.count(detail.comments, deleted: true)
@@ -179,6 +187,16 @@ struct ShowCommand: ParsableCommand {
             }
             printThread(detail.comments, depth: 1)
         }
+    }
+
+    /// What `show` prints instead of a body this replica does not hold, and how to get it back.
+    static func bodyNotHeld(_ state: BodyState, replica path: String) -> [String] {
+        let why = state == .evicted
+            ? "[body evicted: this replica dropped it to stay within its storage budget]"
+            : "[body not received: the replica it came from had evicted it]"
+        return [why,
+                "To get it back: `readersync sync --db \(path) OTHER.db` with a replica file that holds it, "
+                + "or `readersync fetch-bodies` from the server."]
     }
 
     /// `2025-07-03 12:00 UTC`.
@@ -388,8 +406,10 @@ struct StatusCommand: ParsableCommand {
 
     func run() throws {
         try ReaderSync_CLI.run {
-            let s = try replica.open().status()
-            if output.json { return try printJSON(StatusJSON(status: s)) }
+            let opened = try replica.open()
+            let s = try opened.status()
+            let storage = try StorageFigures.measure(opened, status: s)
+            if output.json { return try printJSON(StatusJSON(status: s, storage: storage)) }
             say("replica:   \(s.replicaID)")
             say("account:   \(s.account) (\(s.role.rawValue))")
             say("file:      \(s.path ?? "(memory)") (\(Format.bytes(s.databaseBytes)), schema v\(s.schemaVersion))")
@@ -400,6 +420,14 @@ struct StatusCommand: ParsableCommand {
             say("own changes: \(s.lastSequence)")
             say("change log: \(Format.count(s.logEntries, "entry", "entries")) retained (~\(Format.bytes(s.logBytes)))")
             say("known replicas: \(s.knownReplicas)")
+            if let budget = storage.budget {
+                say("storage budget: \(StorageBudget.format(bytes: budget.bytes)) (\(StorageBudget.format(bytes: storage.bytesInUse)) in use, "
+                    + "\(storage.isOverBudget ? "over budget" : "within budget"))")
+            } else {
+                say("storage budget: none")
+            }
+            say("bodies not held: \(storage.bodiesNotHeld)")
+            say("search index: \(Format.bytes(storage.searchIndexBytes))")
         }
     }
 }

@@ -35,10 +35,11 @@ func syncWithServer(replica: Replica, url: String, token: String?, json: Bool, r
             refused: report.refused.map {
                 .init(origin: $0.origin.description, seq: String($0.seq), entity: $0.entity.description, key: $0.key,
                       field: $0.field, reason: $0.reason)
-            }))
+            }, eviction: report.eviction.map(EvictionJSON.init)))
     }
     say("sent \(Format.count(pushed.changes, "change")) (\(Format.bytes(pushed.bytes))) to \(url): \(pushed.applied) new, \(pushed.duplicates) already held")
     say("received \(Format.count(pulled.changes, "change")) (\(Format.bytes(pulled.bytes))) from \(url): \(pulled.applied) new")
+    if let line = StorageText.afterSync(report.eviction, of: replica.path ?? "this replica") { say(line) }
     if !report.refused.isEmpty {
         say("the server refused \(Format.count(report.refused.count, "change")); \(report.refused.count == 1 ? "it stays" : "they stay") in this replica:")
         for refused in report.refused {

@@ -40,10 +40,20 @@ struct SyncCommand: AsyncParsableCommand {
                                 duplicates: report.sent.duplicates),
                     received: .init(changes: report.received.changes, bytes: report.received.bytes,
                                     applied: report.received.applied, duplicates: report.received.duplicates),
-                    readState: sameAccount, refused: []))
+                    readState: sameAccount, refused: [], bodiesSent: report.bodiesSent,
+                    bodiesReceived: report.bodiesReceived, eviction: report.eviction.map(EvictionJSON.init),
+                    peerEviction: report.peerEviction.map(EvictionJSON.init)))
             }
             say("sent \(Format.count(report.sent.changes, "change")) (\(Format.bytes(report.sent.bytes))) to \(peer): \(report.sent.applied) new")
             say("received \(Format.count(report.received.changes, "change")) (\(Format.bytes(report.received.bytes))) from \(peer): \(report.received.applied) new")
+            if report.bodiesSent > 0 {
+                say("put back \(Format.count(report.bodiesSent, "body", "bodies")) in \(peer) that it did not hold")
+            }
+            if report.bodiesReceived > 0 {
+                say("got back \(Format.count(report.bodiesReceived, "body", "bodies")) from \(peer) that this replica did not hold")
+            }
+            if let line = StorageText.afterSync(report.eviction, of: replica.path) { say(line) }
+            if let line = StorageText.afterSync(report.peerEviction, of: peer) { say(line) }
             if !sameAccount {
                 say("note: \(peer) belongs to account \(other.account); read state was not exchanged")
             }
