@@ -18,7 +18,7 @@ struct ReaderSyncCommand: AsyncParsableCommand {
             InitCommand.self, ImportCommand.self, ListCommand.self, ShowCommand.self, SearchCommand.self,
             ReadCommand.self, UnreadCommand.self, ProgressCommand.self, SaveCommand.self, UnsaveCommand.self,
             CommentCommand.self, LogCommand.self, StatusCommand.self, BudgetCommand.self, EvictCommand.self, DumpCommand.self,
-            SyncCommand.self, BundleCommand.self, KnowledgeCommand.self, CompletionCommand.self, SchemaCommand.self,
+            SyncCommand.self, FetchBodiesCommand.self, BundleCommand.self, KnowledgeCommand.self, CompletionCommand.self, SchemaCommand.self,
         ]
     )
 

@@ -192,5 +192,19 @@ final class MessageTests {
 
         let quiet = try box.ok("sync", "--db", "r.db", server.url, "--token", server.token)
         #expect(quiet.lines.first?.hasPrefix("sent 0 changes (") == true, "\(quiet)")
+
+        // A second device evicts a body and gets it back from the server, checked against its digest.
+        try box.ok("init", "--db", "d.db", "--account", "alice")
+        try box.ok("sync", "--db", "d.db", server.url, "--token", server.token)
+        try box.ok("evict", "--db", "d.db", FixtureIDs.main)
+        #expect(try box.ok("show", "--db", "d.db", FixtureIDs.main).stdout.contains("evicted"))
+        let fetched = try box.run("fetch-bodies", "--db", "d.db", server.url, "--token", server.token, "--json")
+        #expect(fetched.status == 0, "\(fetched)")
+        #expect(schemas.validate(try parseJSONValue(fetched.stdoutData), against: "fetch-bodies.schema.json").isEmpty)
+        let answer = try #require(try JSONSerialization.jsonObject(with: fetched.stdoutData) as? [String: Any])
+        #expect(answer["filled"] as? Int == 1 && answer["rejected"] as? Int == 0)
+        #expect(try !box.ok("show", "--db", "d.db", FixtureIDs.main).stdout.contains("evicted"))
+        #expect(try box.dump("d.db") == box.dump("r.db"))
+        expectError(try box.run("fetch-bodies", "--db", "d.db", "ftp://example.org", "--token", "x"), mentions: ["http://"])
     }
 }

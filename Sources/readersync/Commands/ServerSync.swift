@@ -1,3 +1,4 @@
+import ArgumentParser
 import Foundation
 import ReaderSync
 
@@ -62,4 +63,57 @@ private func retryPolicy() -> RetryPolicy {
 @Sendable private func printRetry(_ notice: RetryNotice) {
     let line = "the server asks to wait \(Int(notice.delay.rounded(.up))) s (retry \(notice.retry) of \(notice.maxRetries)): \(notice.detail)\n"
     FileHandle.standardError.write(Data(line.utf8))
+}
+
+/// `readersync fetch-bodies URL [ID...]`: article bodies this replica does not hold (evicted, or received by
+/// reference), from the server. Not a sync: nothing is recorded or sent, and the budget is not enforced.
+struct FetchBodiesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fetch-bodies",
+        abstract: "Get article bodies this replica does not hold back from a sync server (all of them, or the ids given).",
+        discussion: """
+            Each body is stored only if its SHA-256 matches the digest this replica holds for the article's \
+            version; any other is refused and counted. Fetching records no change and moves no knowledge.
+            """)
+    @OptionGroup var replica: ReplicaOptionsGroup
+    @OptionGroup var output: OutputOptions
+    @Argument(help: "The server's http:// or https:// URL.") var url: String
+    @Argument(help: "Articles whose body to fetch (default: every article without its body).") var ids: [String] = []
+    @Option(help: "Bearer token (default: $READERSYNC_TOKEN).") var token: String?
+
+    func run() async throws {
+        try await ReaderSync_CLI.runAsync {
+            guard let scheme = SyncCommand.scheme(of: url), scheme == "http" || scheme == "https" else {
+                throw ReaderSyncError.invalidInput("fetch-bodies takes a server's http:// or https:// URL, not '\(url)'")
+            }
+            guard let token = token ?? ProcessInfo.processInfo.environment["READERSYNC_TOKEN"], !token.isEmpty else {
+                throw ReaderSyncError.invalidInput("fetching from \(url) needs a token: pass --token or set READERSYNC_TOKEN")
+            }
+            let opened = try replica.open()
+            let transport = try URLSessionTransport(url: url, token: token, retry: retryPolicy())
+            let report = try await opened.fetchBodies(ids.isEmpty ? nil : ids, using: transport)
+            if output.json { return try printJSON(FetchBodiesJSON(report)) }
+            say("put back \(Format.count(report.filled, "body")) from \(url)"
+                + (report.missing > 0 ? "; the server holds \(report.missing) of them neither" : ""))
+            if report.rejected > 0 {
+                note("refused \(Format.count(report.rejected, "body")) whose SHA-256 did not match: \(report.rejectedIDs.joined(separator: ", "))")
+            }
+        }
+    }
+}
+
+/// `fetch-bodies --json`: `readersync-fetch-bodies/1`.
+struct FetchBodiesJSON: Encodable {
+    var format = "readersync-fetch-bodies/1"
+    var filled: Int
+    var missing: Int
+    var rejected: Int
+    var rejectedIDs: [String]
+
+    init(_ report: BodyFillReport) {
+        filled = report.filled
+        missing = report.missing
+        rejected = report.rejected
+        rejectedIDs = report.rejectedIDs
+    }
 }
