@@ -23,7 +23,8 @@ die() { printf 'demo: %s\n' "$*" >&2; exit 1; }
 show_command() {
     local line="readersync" arg
     for arg in "$@"; do
-        if [[ "$arg" == *[[:space:]]* ]]; then line+=" \"$arg\""; else line+=" $arg"; fi
+        if [[ "$arg" == *\"* ]]; then line+=" '$arg'"
+        elif [[ "$arg" == *[[:space:]]* ]]; then line+=" \"$arg\""; else line+=" $arg"; fi
     done
     printf '%s$ %s%s\n' "$DIM" "$line" "$RESET"
 }
@@ -76,7 +77,7 @@ rss() {
 
 # The same devices, and bob, sync through the reference server on 127.0.0.1.
 server_demo() {
-    step "10. The sync server: accounts, articles, serve on 127.0.0.1"
+    step "12. The sync server: accounts, articles, serve on 127.0.0.1"
     local alice_token bob_token url
     rss account add alice --db server.db >account-alice.txt
     alice_token="$(awk 'END { print $NF }' account-alice.txt)"
@@ -100,7 +101,7 @@ server_demo() {
     [[ -n "$url" ]] || die "the server did not start"
     echo "  listening on $url"
 
-    step "11. Both of alice's devices and bob's tablet sync through the server"
+    step "13. Both of alice's devices and bob's tablet sync through the server"
     note "the laptop pushes what the server lacks (token in \$READERSYNC_TOKEN). alice is a reader account, so the"
     note "server refuses the copies of the articles she imported herself; they stay on her devices:"
     export READERSYNC_TOKEN="$alice_token"
@@ -124,6 +125,15 @@ server_demo() {
         || die "bob's articles and comments differ from alice's after syncing through the server"
     [[ "$(grep -c '"account" : "alice"' bob2.json || true)" -eq 0 ]] || die "alice's read state reached bob"
     echo "  alice's phone and laptop: identical dumps; bob: the same articles and comments, no read state of alice's"
+
+    step "14. Bob's tablet evicts a body and fetches it back from the server"
+    rs evict --db bob-tablet.db "$MAIN"
+    export READERSYNC_TOKEN="$bob_token"
+    rs fetch-bodies --db bob-tablet.db "$url"
+    unset READERSYNC_TOKEN
+    "$READERSYNC" show --db bob-tablet.db "$MAIN" >shown.txt
+    grep -q "MOSCOW" shown.txt || die "the body did not come back from the server"
+    echo "  the body is back, checked against its SHA-256; fetching recorded no change"
 
     note "SIGTERM: the server finishes what it acknowledged and exits"
     stop_server
@@ -205,7 +215,34 @@ printf '%s$ cmp <(readersync dump --db alice-phone.db) <(readersync dump --db al
 cmp phone.json laptop.json || die "the two devices' dumps differ"
 echo "  identical: $(wc -c <phone.json | tr -d ' ') bytes of canonical JSON each"
 
-step "9. A bundle carried by hand to another account (bob), who has no network"
+step "9. Search the captured page, offline"
+note "accents and case do not matter; title matches rank first; the snippet marks the match:"
+rs search --db alice-laptop.db kremlin
+rs search --db alice-laptop.db 'pentagon OR "phone call"' --limit 3
+note "a malformed query is one readable line and a non-zero exit:"
+printf '%s$ readersync search --db alice-laptop.db '"'"'"phone call'"'"'%s\n' "$DIM" "$RESET"
+if "$READERSYNC" search --db alice-laptop.db '"phone call' 2>search-error.txt; then die "a malformed query was accepted"; fi
+sed 's/^/  /' search-error.txt
+
+step "10. A storage budget: the laptop evicts bodies, and gets them back from the phone"
+note "a tiny budget (1 KB), unread articles protected for 0 days: every body that may go, goes (the saved one stays)"
+rs budget set --db alice-laptop.db 1KB --keep-unread 0
+rs evict --db alice-laptop.db
+printf '%s$ readersync show --db alice-laptop.db %s | head -n 8%s\n' "$DIM" "$MAIN" "$RESET"
+"$READERSYNC" show --db alice-laptop.db "$MAIN" | head -n 8 | sed 's/^/  /'
+note "the feed and search still have it (found by title, the body is not held):"
+rs search --db alice-laptop.db "kremlin official"
+note "eviction is not a change: the dumps still agree on everything but which bodies are held."
+note "with the budget cleared, a sync with the phone fills the bodies back:"
+rs budget clear --db alice-laptop.db
+rs sync --db alice-laptop.db alice-phone.db
+"$READERSYNC" show --db alice-laptop.db "$MAIN" >shown.txt
+grep -q "MOSCOW" shown.txt || die "the body did not come back"
+"$READERSYNC" dump --db alice-laptop.db >laptop-back.json
+cmp phone.json laptop-back.json || die "the laptop differs from the phone after the bodies came back"
+echo "  the body is back: the laptop's dump is again identical to the phone's"
+
+step "11. A bundle carried by hand to another account (bob), who has no network"
 rs init --db bob-tablet.db --account bob
 note "bob writes what he holds, and hands the file to alice:"
 rs knowledge --db bob-tablet.db --out bob.knowledge
