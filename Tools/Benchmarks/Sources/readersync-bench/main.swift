@@ -11,6 +11,8 @@
 //   5 storage:       one replica's file after a simulated year vs. the size of its live data (canonical dump).
 //   6 search:        Replica.search p50/p99 on 100k articles vs. the raw FTS5 MATCH and a LIKE scan of titles;
 //                    the index's share of the replica; applying the articles with vs. without the index.
+//   7 budget:        enforceStorageBudget() on that replica (70% read, 50 MB budget) vs. the same UPDATEs on a copy
+//                    without the index; sizes before and after; one body put back.
 //
 // Run it through Tools/scripts/bench.sh (release build): `bench.sh [--quick] [--seed N] [--json FILE]`.
 import Foundation
@@ -95,9 +97,10 @@ do {
     await section("size") { try benchBundleSize(options) }
     await section("sync") { try await benchInitialSync(options) }
     await section("year") { try benchYear(options) }
-    // Search and budget share one corpus (built once).
+    // Search and budget share one corpus (built once); budget evicts, so it runs after search.
     let bodiesCorpus = BodiesCorpusCache()
     await section("search") { try benchSearch(options, try bodiesCorpus.get(options)) }
+    await section("budget") { try benchBudget(options, try bodiesCorpus.get(options)) }
     bodiesCorpus.cleanUp()
 
     let seconds = Date().timeIntervalSince(started)
