@@ -23,7 +23,7 @@ struct Options: Sendable {
     static let hugeInFullMode = false
 
     static let usage = """
-        usage: readersync-bench [--quick] [--huge] [--seed N] [--json FILE] [--only local,apply,size,sync,year]
+        usage: readersync-bench [--quick] [--huge] [--seed N] [--json FILE] [--only local,apply,size,sync,year,search,budget]
           --quick   small sizes (about a minute)
           --huge    also apply a bundle of 1M changes (full mode only)
           --seed N  seed of every generated history (default 20250703)

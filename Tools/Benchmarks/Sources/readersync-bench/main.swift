@@ -9,6 +9,10 @@
 //   4 initial sync:  10k and 100k articles into an empty replica, replica to replica and through the reference
 //                    server; time and peak RSS of the receiving process vs. a plain insert and an empty process.
 //   5 storage:       one replica's file after a simulated year vs. the size of its live data (canonical dump).
+//   6 search:        Replica.search p50/p99 on 100k articles vs. the raw FTS5 MATCH and a LIKE scan of titles;
+//                    the index's share of the replica; applying the articles with vs. without the index.
+//   7 budget:        enforceStorageBudget() on that replica (70% read, 50 MB budget) vs. the same UPDATEs on a copy
+//                    without the index; sizes before and after; one body put back.
 //
 // Run it through Tools/scripts/bench.sh (release build): `bench.sh [--quick] [--seed N] [--json FILE]`.
 import Foundation
@@ -93,6 +97,11 @@ do {
     await section("size") { try benchBundleSize(options) }
     await section("sync") { try await benchInitialSync(options) }
     await section("year") { try benchYear(options) }
+    // Search and budget share one corpus (built once); budget evicts, so it runs after search.
+    let bodiesCorpus = BodiesCorpusCache()
+    await section("search") { try benchSearch(options, try bodiesCorpus.get(options)) }
+    await section("budget") { try benchBudget(options, try bodiesCorpus.get(options)) }
+    bodiesCorpus.cleanUp()
 
     let seconds = Date().timeIntervalSince(started)
     printTable(figures)
