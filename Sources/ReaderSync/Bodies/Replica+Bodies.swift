@@ -28,77 +28,66 @@ extension Replica {
         try read("measure replica") { db in try BodyStore.usedBytes(db) }
     }
 
-    /// Evicts bodies until the replica is within its storage budget (see ``StorageBudget``), then returns the
-    /// freed pages to the file system. Without a budget it evicts nothing. Eviction records no change.
+    /// Evicts bodies until the replica is within its storage budget (see ``StorageBudget``), then compacts the
+    /// database so the space is really returned. Without a budget it evicts nothing. Eviction records no change.
+    ///
+    /// An article row that loses its body shrinks in place, and SQLite does not merge half-empty pages on its
+    /// own: each round evicts enough bodies to cover the excess (estimated from their sizes), commits, compacts
+    /// with `VACUUM`, and measures again — usually one round, at most four.
     @discardableResult
     public func enforceStorageBudget() throws -> EvictionReport {
         let now = options.wallClock.nowMillis()
-        let report = try write("enforce storage budget") { db -> EvictionReport in
-            let before = try BodyStore.usedBytes(db)
-            guard let budget = try BodyStore.budget(db) else {
-                return EvictionReport(budget: nil, bytesBefore: before, bytesAfter: before, fileBytes: try BodyStore.fileBytes(db),
-                                      evicted: 0, evictedBodyBytes: 0, stillOverBudget: false)
-            }
-            let me = try StoreTransaction(db).replicaRow()
-            let acknowledged = try BodyStore.acknowledgedSeq(db)
-            let cutoff = now - Int64((budget.keepUnreadFor * 1000).rounded())
-            var used = before
-            var evicted = 0
-            var evictedBytes: Int64 = 0
-            var exhausted = false
-            while used > budget.bytes && !exhausted {
-                // Pick enough bodies to cover the excess (a body also takes its share of the search index), evict
-                // them, and measure again.
-                let excess = used - budget.bytes
-                var rows: [Int64] = []
-                var picked: Int64 = 0
+        let (budget, before) = try read("measure replica") { db in (try BodyStore.budget(db), try BodyStore.usedBytes(db)) }
+        var report = EvictionReport(budget: budget, bytesBefore: before, bytesAfter: before, fileBytes: 0, evicted: 0,
+                                    evictedBodyBytes: 0, stillOverBudget: false)
+        guard let budget, !isReadOnly else {
+            report.fileBytes = try read("measure replica") { db in try BodyStore.fileBytes(db) }
+            return report
+        }
+        var used = before
+        for _ in 0..<4 where used > budget.bytes {
+            let excess = used - budget.bytes
+            let round = try write("enforce storage budget") { db -> (count: Int, bytes: Int64) in
+                let me = try StoreTransaction(db).replicaRow()
                 let cursor = try BodyStore.candidates(db, accountRow: me.origin.accountRow, originRow: me.origin.row,
-                                                      acknowledged: acknowledged, unreadCutoff: cutoff)
-                while picked < excess, let row = try cursor.next() {
+                                                      acknowledged: try BodyStore.acknowledgedSeq(db),
+                                                      unreadCutoff: now - Int64((budget.keepUnreadFor * 1000).rounded()))
+                var rows: [Int64] = []
+                var covered: Int64 = 0
+                var text: Int64 = 0
+                // A body frees about its size in the row, plus its share of the search index.
+                while covered < excess, let row = try cursor.next() {
                     rows.append(row[0])
                     let length: Int64 = row[1] ?? 0
-                    picked += length + length / 2 + 64
-                    evictedBytes += length
+                    covered += length + length / 4 + 32
+                    text += length
                 }
-                if rows.isEmpty { exhausted = true; break }
+                guard !rows.isEmpty else { return (0, 0) }
                 try BodyStore.evict(db, rows: rows, at: now)
-                evicted += rows.count
-                used = try BodyStore.usedBytes(db)
-            }
-            if evicted > 0 {
-                // Fold the index's deletion markers into its segments so the pages they took are free.
+                // Fold the index's deletion markers into its segments.
                 try db.execute(sql: "INSERT INTO article_search (article_search) VALUES ('optimize')")
-                used = try BodyStore.usedBytes(db)
+                return (rows.count, text)
             }
-            return EvictionReport(budget: budget, bytesBefore: before, bytesAfter: used, fileBytes: try BodyStore.fileBytes(db),
-                                  evicted: evicted, evictedBodyBytes: evictedBytes, stillOverBudget: used > budget.bytes)
+            if round.count == 0 { break }
+            report.evicted += round.count
+            report.evictedBodyBytes += round.bytes
+            try compact()
+            used = try storageBytes()
         }
-        guard report.evicted > 0 else { return report }
-        var final = report
-        final.fileBytes = try reclaimFreePages()
-        return final
+        report.bytesAfter = used
+        report.stillOverBudget = used > budget.bytes
+        report.fileBytes = try read("measure replica") { db in try BodyStore.fileBytes(db) }
+        return report
     }
 
-    /// Returns free pages to the file system: incrementally when the file allows it, else by `VACUUM` when more
-    /// than a quarter of the file is free; then truncates the write-ahead log. Returns the file's size.
-    func reclaimFreePages() throws -> Int64 {
-        guard !isReadOnly else { return 0 }
-        return try Self.guarded("reclaim free pages") {
-            let vacuum = try writer.write { db -> Bool in
-                let mode = try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? 0
-                if mode == 2 {
-                    try db.execute(sql: "PRAGMA incremental_vacuum")
-                    return false
-                }
-                let pages = try Int64.fetchOne(db, sql: "PRAGMA page_count") ?? 0
-                let free = try Int64.fetchOne(db, sql: "PRAGMA freelist_count") ?? 0
-                return free * 4 > pages
-            }
-            if vacuum { try writer.vacuum() }
+    /// Rewrites the database compactly (`VACUUM`) and truncates the write-ahead log, so that evicted bodies'
+    /// space goes back to the file system.
+    func compact() throws {
+        try Self.guarded("compact replica") {
+            try writer.vacuum()
             if writer is DatabasePool {
                 _ = try? writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
             }
-            return try writer.read { db in try BodyStore.fileBytes(db) }
         }
     }
 
@@ -194,15 +183,20 @@ extension Replica {
     }
 
     /// Brings back, from `peer`, every body this replica lacks and the peer holds in the same version.
+    /// - Parameter includeEvicted: also the bodies this replica evicted itself (false: only those it received by
+    ///   reference). ``sync(with:progress:)`` passes false while a storage budget is set, so a sync does not bring
+    ///   back what the budget just removed.
     @discardableResult
-    public func fillBodies(from peer: Replica) throws -> BodyFillReport {
+    public func fillBodies(from peer: Replica, includeEvicted: Bool = true) throws -> BodyFillReport {
         var report = BodyFillReport()
         var after = ""
         while true {
             let ids = try read("list articles without body") { db in
                 try String.fetchAll(db, sql: """
-                    SELECT key FROM article WHERE body IS NULL AND content_hlc IS NOT NULL AND key > ? ORDER BY key LIMIT 500
-                    """, arguments: [after])
+                    SELECT key FROM article a WHERE body IS NULL AND content_hlc IS NOT NULL AND key > ?
+                      AND (? OR NOT EXISTS (SELECT 1 FROM article_local l WHERE l.article_id = a.id AND l.evicted_at IS NOT NULL))
+                    ORDER BY key LIMIT 500
+                    """, arguments: [after, includeEvicted])
             }
             guard let last = ids.last else { break }
             after = last

@@ -248,8 +248,12 @@ extension Replica {
         let received = try Self.transfer(from: peer, to: self, progress: Self.directed(progress, .receiving))
         var report = SyncReport(sent: sent, received: received, identityChanges: changes)
         // Bodies either side evicted (or received by reference) and the other holds come back: not changes.
-        if !peer.isReadOnly { report.bodiesSent = try peer.fillBodies(from: self).filled }
-        report.bodiesReceived = try fillBodies(from: peer).filled
+        // A replica under a budget takes back only bodies it never had (received by reference), not the ones its
+        // budget evicted.
+        if !peer.isReadOnly {
+            report.bodiesSent = try peer.fillBodies(from: self, includeEvicted: try peer.storageBudget() == nil).filled
+        }
+        report.bodiesReceived = try fillBodies(from: peer, includeEvicted: try storageBudget() == nil).filled
         report.eviction = try enforceStorageBudget()
         if !peer.isReadOnly { report.peerEviction = try peer.enforceStorageBudget() }
         return report
