@@ -151,6 +151,8 @@ CREATE INDEX article_local_opened ON article_local (opened_at);
 
 CREATE INDEX comment_thread ON comment (article_id, created_hlc, key) WHERE created_hlc IS NOT NULL;
 
+CREATE INDEX read_state_saved ON read_state (article_id) WHERE saved_at IS NOT NULL;
+
 CREATE TRIGGER article_indexed_delete AFTER DELETE ON article BEGIN
     INSERT INTO article_search (article_search, rowid, title, byline, source, body)
     VALUES ('delete', old.id, old.title, old.byline, old.source, old.body);

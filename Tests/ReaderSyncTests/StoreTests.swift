@@ -61,7 +61,7 @@ struct StoreTests {
             try queue.writeWithoutTransaction { db in
                 try db.execute(sql: """
                     DROP TRIGGER article_indexed_insert; DROP TRIGGER article_indexed_delete; DROP TRIGGER article_indexed_update;
-                    DROP TABLE article_search; DROP TABLE article_local; DROP TABLE setting;
+                    DROP TABLE article_search; DROP TABLE article_local; DROP TABLE setting; DROP INDEX read_state_saved;
                     ALTER TABLE article DROP COLUMN body_sha256;
                     DELETE FROM grdb_migrations WHERE identifier = 'v3-search-budget';
                     PRAGMA user_version = 2;

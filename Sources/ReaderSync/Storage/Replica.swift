@@ -122,8 +122,6 @@ public final class Replica: Sendable {
         }
         do {
             let pool = try DatabasePool(path: path, configuration: configuration(options))
-            // Before the first table: lets the storage budget return evicted bodies' pages to the file system.
-            try pool.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA auto_vacuum = INCREMENTAL") }
             try initialize(pool, account: account, role: role, options: options)
             return try Replica(writer: pool, path: path, options: options)
         } catch let error as DatabaseError {
