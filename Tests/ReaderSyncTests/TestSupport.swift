@@ -47,7 +47,7 @@ func dumpString(_ replica: Replica, account: String? = nil, bodies: DumpBodies =
 func bodyDigest(_ replica: Replica, _ id: String) throws -> String? {
     try replica.database.read { db in
         try Data.fetchOne(db, sql: "SELECT body_sha256 FROM article WHERE key = ?", arguments: [id])
-    }.map { $0.map { String(format: "%02x", $0) }.joined() }
+    }.map { SHA256.hexString(Array($0)) }
 }
 
 /// Syncs two replicas through in-memory bundles, both directions.

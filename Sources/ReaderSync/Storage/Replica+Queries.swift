@@ -63,31 +63,29 @@ extension Replica {
     }
 
     func feed(_ db: Database, _ query: FeedQuery) throws -> [FeedItem] {
-        do {
-            let accountRow = try StoreTransaction(db).accountRow(account, create: false) ?? -1
-            let rows = try Row.fetchAll(db, sql: """
-                SELECT \(Article.columns), r.read_at, r.progress, r.saved_at,
-                       (SELECT COUNT(*) FROM comment c WHERE c.article_id = a.id AND c.created_hlc IS NOT NULL
-                        AND c.deleted_hlc IS NULL) AS comment_count
-                FROM article a
-                LEFT JOIN read_state r ON r.article_id = a.id AND r.account_id = :account
-                WHERE a.content_hlc IS NOT NULL
-                  AND (:unread = 0 OR r.read_at IS NULL)
-                  AND (:saved = 0 OR r.saved_at IS NOT NULL)
-                  AND (:source IS NULL OR a.source = :source)
-                  AND (:topic IS NULL OR EXISTS (SELECT 1 FROM json_each(a.topics) WHERE json_each.value = :topic))
-                ORDER BY a.sort_key DESC, a.key
-                LIMIT :limit
-                """, arguments: [
-                    "account": accountRow, "unread": query.unreadOnly, "saved": query.savedOnly,
-                    "source": query.source, "topic": query.topic, "limit": query.limit ?? -1,
-                ])
-            return try rows.map { row in
-                let article = try Article(row: row)
-                return FeedItem(article: article,
-                                readState: ReadState(row: row, offset: 11, account: account, articleID: article.id),
-                                commentCount: row[14])
-            }
+        let accountRow = try StoreTransaction(db).accountRow(account, create: false) ?? -1
+        let rows = try Row.fetchAll(db, sql: """
+            SELECT \(Article.columns), r.read_at, r.progress, r.saved_at,
+                   (SELECT COUNT(*) FROM comment c WHERE c.article_id = a.id AND c.created_hlc IS NOT NULL
+                    AND c.deleted_hlc IS NULL) AS comment_count
+            FROM article a
+            LEFT JOIN read_state r ON r.article_id = a.id AND r.account_id = :account
+            WHERE a.content_hlc IS NOT NULL
+              AND (:unread = 0 OR r.read_at IS NULL)
+              AND (:saved = 0 OR r.saved_at IS NOT NULL)
+              AND (:source IS NULL OR a.source = :source)
+              AND (:topic IS NULL OR EXISTS (SELECT 1 FROM json_each(a.topics) WHERE json_each.value = :topic))
+            ORDER BY a.sort_key DESC, a.key
+            LIMIT :limit
+            """, arguments: [
+                "account": accountRow, "unread": query.unreadOnly, "saved": query.savedOnly,
+                "source": query.source, "topic": query.topic, "limit": query.limit ?? -1,
+            ])
+        return try rows.map { row in
+            let article = try Article(row: row)
+            return FeedItem(article: article,
+                            readState: ReadState(row: row, offset: 11, account: account, articleID: article.id),
+                            commentCount: row[14])
         }
     }
 
@@ -98,17 +96,15 @@ extension Replica {
     }
 
     func article(_ db: Database, _ id: String) throws -> ArticleDetail {
-        do {
-            guard let row = try Row.fetchOne(db, sql: """
-                SELECT \(Article.columns) FROM article a WHERE a.key = ? AND a.content_hlc IS NOT NULL
-                """, arguments: [id]) else {
-                throw ReaderSyncError.notFound("no article with id '\(Keys.printable(id))'")
-            }
-            return ArticleDetail(article: try Article(row: row),
-                                 readState: try readState(db, articleID: id),
-                                 comments: try commentThreads(db, articleID: id),
-                                 bodyState: try bodyState(db, id))
+        guard let row = try Row.fetchOne(db, sql: """
+            SELECT \(Article.columns) FROM article a WHERE a.key = ? AND a.content_hlc IS NOT NULL
+            """, arguments: [id]) else {
+            throw ReaderSyncError.notFound("no article with id '\(Keys.printable(id))'")
         }
+        return ArticleDetail(article: try Article(row: row),
+                             readState: try readState(db, articleID: id),
+                             comments: try commentThreads(db, articleID: id),
+                             bodyState: try bodyState(db, id))
     }
 
     /// The comment thread of an article: top-level comments oldest first, replies under their parents.
