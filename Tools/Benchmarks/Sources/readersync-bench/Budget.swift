@@ -1,12 +1,14 @@
 // 7. Storage budget: the device replica of figure 6 (100k articles; 1k in quick mode), 70% of its articles
 // marked read (seeded), a budget of 50 MB (scaled with the article count in quick mode): the time of
 // `enforceStorageBudget()` against the same UPDATEs on a copy without the search index, the sizes before and
-// after, and the time to put one evicted body back from the editor's replica (in process).
+// after, and the time to put one evicted body back: from the editor's replica in process, and from the reference
+// server over HTTP on 127.0.0.1 (`POST /v1/articles/bodies`, through `Replica.fetchBodies(_:using:)`).
 import Foundation
 import GRDB
 import ReaderSync
+import ReaderSyncServer
 
-func benchBudget(_ options: Options, _ corpus: BodiesCorpus) throws -> [Figure] {
+func benchBudget(_ options: Options, _ corpus: BodiesCorpus) async throws -> [Figure] {
     let device = corpus.device
     let source = corpus.source
     let label = corpus.label
@@ -50,16 +52,16 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) throws -> [Figure] 
 
     let fileBefore = fileSize(corpus.devicePath) + fileSize(corpus.devicePath + "-wal")
     // Whether the replica can return free pages incrementally; if not, eviction VACUUMs when a quarter is free.
-    let autoVacuum = try DatabaseQueue(path: corpus.devicePath, configuration: configuration).read { db in
+    let autoVacuum = try await DatabaseQueue(path: corpus.devicePath, configuration: configuration).read { db in
         try Int.fetchOne(db, sql: "PRAGMA auto_vacuum") ?? -1
     }
-    try device.setStorageBudget(StorageBudget(bytes: budgetBytes))
+    try await device.setStorageBudget(StorageBudget(bytes: budgetBytes))
     var report: EvictionReport?
     let evictSeconds = try measure { report = try device.enforceStorageBudget() }
     guard let report else { throw BenchError("no eviction report") }
     let fileAfter = fileSize(corpus.devicePath) + fileSize(corpus.devicePath + "-wal")
-    let inUseAfter = try device.storageBytes()
-    let evictedKeys = try device.articlesWithoutBody(limit: Int.max)
+    let inUseAfter = try await device.storageBytes()
+    let evictedKeys = try await device.articlesWithoutBody(limit: Int.max)
     if evictedKeys.count != report.evicted {
         say("note: the report counts \(report.evicted) evicted bodies, the replica lacks \(evictedKeys.count)")
     }
@@ -84,7 +86,7 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) throws -> [Figure] 
     let copyUpdated = fileSize(copyPath) + fileSize(copyPath + "-wal")
     // The rows shrink but their pages stay (SQLite does not merge sparse leaves): only VACUUM compacts them.
     let copyVacuumSeconds = try measure { try copy.vacuum() }
-    _ = try copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
+    _ = try await copy.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA wal_checkpoint(TRUNCATE)") }
     let copyAfter = fileSize(copyPath) + fileSize(copyPath + "-wal")
     say("budget \(label): baseline UPDATE of \(evictedKeys.count) rows " + String(format: "%.2f s; copy %.1f -> %.1f MiB, %.1f MiB after a VACUUM of %.2f s",
                                                                                    baselineSeconds, mib(copyBefore), mib(copyUpdated), mib(copyAfter), copyVacuumSeconds))
@@ -109,10 +111,60 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) throws -> [Figure] 
             }
         })
     }
-    try copy.close()
     let fillMillis = percentile(fillTimes, 0.5) * 1000
     let plainFillMillis = percentile(plainTimes, 0.5) * 1000
     say("budget \(label): one body back " + String(format: "%.2f ms (p50 of %d) vs %.2f ms plain", fillMillis, fills.count, plainFillMillis))
+
+    // One body back from the reference server: the editor pushes its replica to a server on 127.0.0.1 (not
+    // timed as part of the figure), then the device fetches evicted bodies one request each, other ids than
+    // above. The baseline is the same plain read-and-update on SQLite, measured again between the requests.
+    let store = try SQLiteServerStore(path: corpus.dir.path("server.db"))
+    let editorAccount = try await store.addAccount(name: "editor", role: .editor)
+    let readerAccount = try await store.addAccount(name: "reader", role: .reader)
+    let server = try await RunningServer.start(store: store)
+    var pushSeconds = 0.0
+    var httpTimes: [Double] = [], httpPlainTimes: [Double] = []
+    let fetched: [String]
+    do {
+        pushSeconds = try await measureAsync {
+            let report = try await source.sync(using: URLSessionTransport(url: server.url, token: editorAccount.token, timeout: 600))
+            if report.pushed.applied != corpus.count {
+                say("note: the editor pushed \(report.pushed.applied) of \(corpus.count) articles")
+            }
+        }
+        say("budget \(label): the editor pushed its replica to the server in " + String(format: "%.1f s", pushSeconds))
+        let transport = try URLSessionTransport(url: server.url, token: readerAccount.token, timeout: 60)
+        let used = Set(fills.map { Array($0.utf8) })  // keys compare as bytes
+        fetched = Array(evictedKeys.shuffled(using: &picker).filter { !used.contains(Array($0.utf8)) }.prefix(options.quick ? 10 : 30))
+        // One request first, so that the connection is open: the figure is a fetch on a running app's session.
+        let taken = used.union(fetched.map { Array($0.utf8) })
+        if let warm = evictedKeys.first(where: { !taken.contains(Array($0.utf8)) }) {
+            _ = try await device.fetchBodies([warm], using: transport)
+        }
+        for key in fetched {
+            var filled = 0
+            httpTimes.append(try await measureAsync { filled = try await device.fetchBodies([key], using: transport).filled })
+            if filled != 1 { say("note: fetching \(key) from the server filled \(filled) bodies") }
+            httpPlainTimes.append(try measure {
+                let body = try editorFile.read { db in
+                    try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM article WHERE key = ?"), arguments: [key])
+                }
+                try copy.write { db in
+                    try db.cachedStatement(sql: "UPDATE article SET body = ? WHERE key = ?").execute(arguments: [body, key])
+                }
+            })
+        }
+    } catch {
+        await server.stop()
+        throw error
+    }
+    await server.stop()
+    try copy.close()
+    let httpMillis = percentile(httpTimes, 0.5) * 1000
+    let httpP99Millis = percentile(httpTimes, 0.99) * 1000
+    let httpPlainMillis = percentile(httpPlainTimes, 0.5) * 1000
+    say("budget \(label): one body back from the server " + String(format: "%.2f ms (p50 of %d, max %.2f ms) vs %.2f ms plain",
+                                                                     httpMillis, fetched.count, httpP99Millis, httpPlainMillis))
 
     let budgetText = StorageBudget.format(bytes: budgetBytes)
     let setup = "device replica of \(corpus.count) articles (2-4 KB bodies) applied from an editor's replica, \(read.count) (70%) "
@@ -148,6 +200,13 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) throws -> [Figure] 
                baselineDescription: "SELECT body FROM article WHERE key = ? on the editor's file, then UPDATE article SET body = ? WHERE key = ? on the copy without the index, own transaction each",
                ratio: fillMillis / plainFillMillis, ratioNote: "fill time / plain read-and-update time",
                target: nil, meetsTarget: nil,
-               notes: "p50 of \(fills.count) evicted bodies, each device.fillBodies(editor.articleBodies([id])): the in-process path (digest checked, search index updated); the HTTP route POST /v1/articles/bodies is not measured here"),
+               notes: "p50 of \(fills.count) evicted bodies, each device.fillBodies(editor.articleBodies([id])): the in-process path (digest checked, search index updated)"),
+        Figure(id: "budget-fetch-\(label)", name: "7 storage budget \(label): one body back from the server (HTTP)",
+               value: httpMillis, unit: "ms", baseline: httpPlainMillis, baselineUnit: "ms",
+               baselineDescription: "the same plain SQLite read-and-update as the in-process figure, measured between the requests",
+               ratio: httpMillis / httpPlainMillis, ratioNote: "fetch time / plain read-and-update time",
+               target: nil, meetsTarget: nil,
+               notes: String(format: "p50 of %d evicted bodies (max %.2f ms), each device.fetchBodies([id], using: URLSessionTransport) against the reference server (SQLiteServerStore, %d articles pushed by the editor in %.1f s) in the same process on 127.0.0.1: one POST /v1/articles/bodies, the server's account check and read, JSON both ways, the digest check and the write with its search index update; the connection was opened by one request before",
+                             fetched.count, httpP99Millis, corpus.count, pushSeconds)),
     ]
 }

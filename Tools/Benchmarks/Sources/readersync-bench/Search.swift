@@ -13,7 +13,7 @@ import ReaderSync
 /// An editor's replica with `count` seeded articles (2-4 KB bodies), and a reader's device replica that applied
 /// the editor's bundle, then synced with it. One clock for both, set after the last article's publication, so
 /// that "unread for 7 days" means the same on every run.
-final class BodiesCorpus {
+final class BodiesCorpus: Sendable {
     let count: Int
     let dir: TempDir
     let clock: ManualWallClock

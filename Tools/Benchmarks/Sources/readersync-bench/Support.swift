@@ -251,7 +251,7 @@ func measureAsync(_ body: () async throws -> Void) async rethrows -> Double {
 }
 
 /// A fresh temporary directory; `cleanUp()` removes it.
-struct TempDir {
+struct TempDir: Sendable {
     let url: URL
     init(_ label: String) throws {
         url = FileManager.default.temporaryDirectory.appendingPathComponent("rs-bench-\(label)-\(UUID().uuidString.prefix(8))")

@@ -100,7 +100,7 @@ do {
     // Search and budget share one corpus (built once); budget evicts, so it runs after search.
     let bodiesCorpus = BodiesCorpusCache()
     await section("search") { try benchSearch(options, try bodiesCorpus.get(options)) }
-    await section("budget") { try benchBudget(options, try bodiesCorpus.get(options)) }
+    await section("budget") { try await benchBudget(options, try bodiesCorpus.get(options)) }
     bodiesCorpus.cleanUp()
 
     let seconds = Date().timeIntervalSince(started)
