@@ -11,7 +11,7 @@ struct CrossProcessObservationTests {
         let box = try Sandbox()
         let path = box.path("shared.db")
         let replica = try Replica.create(at: path, account: "alice")
-        try replica.upsertArticles(try ArticleImport.parse(contentsOf: CLIPaths.fixture))
+        try await replica.upsertArticles(try ArticleImport.parse(contentsOf: CLIPaths.fixture))
         let main = "ap-putin-trump-call-iran-ukraine"
         let feed = replica.observeFeed(pollInterval: 0.05)
 

@@ -2,51 +2,70 @@ import Foundation
 import ReaderSync
 import Testing
 
-/// The README's "Embedding the library" example, verbatim but for the paths, so it keeps compiling and working.
+/// The README's "Embedding the library" example, verbatim but for the directory, so it keeps compiling and
+/// working; a second test checks that the README still shows exactly this code.
 @Suite("README example")
 struct ReadmeExampleTests {
-    @Test("the embedding example runs and the laptop ends with the phone's article, read state and comment")
+    @Test("the embedding example runs: async calls, a live query, and the laptop ends with the phone's article, read state and comment")
     func embeddingExample() async throws {
         let box = try Sandbox()
 
-        // --- README example, with paths in the sandbox ---
-        let phone = try Replica.create(at: box.path("phone.db"), account: "alice")
-        let laptop = try Replica.create(at: box.path("laptop.db"), account: "alice")
+        // --- README example ---
+        let directory = box.directory
+        let phone = try await Replica.openOrCreate(at: directory.appendingPathComponent("phone.db"), account: "alice")
+        let laptop = try await Replica.openOrCreate(at: directory.appendingPathComponent("laptop.db"), account: "alice")
 
-        let events = laptop.events()
-        let refreshed = Task { () -> ReplicaEvent? in
-            for await event in events { return event }
-            return nil
+        let screen = Task {
+            for try await items in laptop.observeFeed(FeedQuery()) {
+                print(items.map { "\($0.article.title): \($0.readState.isRead ? "read" : "unread"), \($0.commentCount) comments" })
+                if items.first?.commentCount == 1 { return items }   // the example stops here; a screen keeps listening
+            }
+            return []
         }
 
-        try phone.upsertArticles([
+        try await phone.upsertArticles([
             Article(id: "hello-offline", source: "Example Wire", title: "Hello, offline world",
                     body: "Everything works without a network.", topics: ["tech"]),
         ])
-        try phone.markRead("hello-offline")
-        try phone.addComment(to: "hello-offline", body: "Written on the train.")
+        try await phone.markRead("hello-offline")
+        try await phone.addComment(to: "hello-offline", body: "Written on the train.")
 
-        let report = try phone.sync(with: laptop)
+        let report = try await phone.sync(with: laptop)        // both directions; cancel the task to stop it
+        print("sent \(report.sent.changes) changes (\(report.sent.bytes) bytes)")
 
-        let feed = try laptop.feed(FeedQuery(unreadOnly: false))
-        let thread = try laptop.article("hello-offline").comments
+        let shown = try await screen.value
+        let thread = try await laptop.article("hello-offline").comments        // replies nested under their parents
         // --- end of the example ---
 
         #expect(report.sent.changes == 4, "article, read, 2 comment entries")
         #expect(report.sent.applied == 4)
-        #expect(feed.count == 1)
-        #expect(feed.first?.article.title == "Hello, offline world")
-        #expect(feed.first?.readState.isRead == true)
-        #expect(feed.first?.commentCount == 1)
+        #expect(shown.count == 1)
+        #expect(shown.first?.article.title == "Hello, offline world")
+        #expect(shown.first?.readState.isRead == true)
         #expect(thread.first?.comment.body == "Written on the train.")
         #expect(thread.first?.comment.author == "alice")
-        let event = await refreshed.value
-        #expect(event?.origin == .merged)
-        #expect(event?.articleIDs == ["hello-offline"])
-        #expect(try phone.canonicalDump() == laptop.canonicalDump())
+        await #expect(try phone.canonicalDump() == laptop.canonicalDump())
 
         // The reopened file holds the same state.
-        #expect(try Replica.open(at: box.path("laptop.db")).canonicalDump() == laptop.canonicalDump())
+        await #expect(try Replica.open(at: box.path("laptop.db")).canonicalDump() == laptop.canonicalDump())
+    }
+
+    @Test("the README shows the code this test runs, line for line")
+    func readmeMatches() throws {
+        let readme = try String(contentsOf: CLIPaths.packageRoot.appendingPathComponent("README.md"), encoding: .utf8)
+        let section = try #require(readme.range(of: "## Embedding the library\n").map { readme[$0.upperBound...] })
+        let fence = try #require(section.range(of: "```swift\n"))
+        let code = section[fence.upperBound...]
+        let block = try #require(code.range(of: "```").map { code[..<$0.lowerBound] })
+        let source = try String(contentsOfFile: #filePath, encoding: .utf8)
+        let example = try #require(source.range(of: "// --- README example ---\n").map { source[$0.upperBound...] })
+        let body = try #require(example.range(of: "// --- end of the example ---").map { example[..<$0.lowerBound] })
+        // Code lines only: comments, blank lines, `import` and the directory differ on purpose.
+        func lines(_ text: Substring) -> [String] {
+            text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+                .filter { !$0.isEmpty && !$0.hasPrefix("//") && !$0.hasPrefix("import ") && !$0.hasPrefix("let directory =") }
+        }
+        #expect(lines(block) == lines(body))
     }
 }
 

@@ -142,28 +142,28 @@ struct BodyFetchTests {
         try await withLiveServer(store: store) { url in
             let transport = try URLSessionTransport(url: url, token: token)
             _ = try await device.sync(using: transport)
-            let original = try device.article("a1").article.body
+            let original = try await device.article("a1").article.body
             #expect(original == "Body of a1, version 0")
-            try device.markRead("a1")
+            try await device.markRead("a1")
             _ = try await device.sync(using: transport)
             let before = try Self.logState(device)
-            #expect(try device.evictBody(of: "a1"))
-            #expect(try device.bodyState(of: "a1") == .evicted)
-            #expect(try device.articlesWithoutBody() == ["a1"])
+            await #expect(try device.evictBody(of: "a1"))
+            await #expect(try device.bodyState(of: "a1") == .evicted)
+            await #expect(try device.articlesWithoutBody() == ["a1"])
 
             let report = try await device.fetchBodies(using: transport)
             #expect(report.filled == 1 && report.rejected == 0 && report.missing == 0 && report.rejectedIDs.isEmpty)
-            #expect(try device.bodyState(of: "a1") == .held)
-            #expect(try device.article("a1").article.body == original)
-            #expect(try device.articlesWithoutBody().isEmpty)
+            await #expect(try device.bodyState(of: "a1") == .held)
+            await #expect(try device.article("a1").article.body == original)
+            await #expect(try device.articlesWithoutBody().isEmpty)
             let after = try Self.logState(device)
             #expect(after.entries == before.entries && after.knowledge == before.knowledge && after.clock == before.clock)
 
             // By id: held bodies and unknown ids are not asked for; nothing left to do is no request at all.
-            #expect(try device.evictBody(of: "a2"))
+            await #expect(try device.evictBody(of: "a2"))
             let byID = try await device.fetchBodies(["a2", "a1", "unknown", "a2"], using: transport)
             #expect(byID.filled == 1 && byID.rejected == 0 && byID.missing == 0)
-            #expect(try device.bodyState(of: "a2") == .held)
+            await #expect(try device.bodyState(of: "a2") == .held)
             #expect(try await device.fetchBodies(using: transport) == BodyFillReport())
             // Nothing was recorded: a sync afterwards has nothing to move.
             #expect(try await device.sync(using: transport).wasUpToDate)
@@ -184,8 +184,8 @@ struct BodyFetchTests {
             let router = routerTransport(client, token: fixture.alice.token)
             _ = try await device.sync(using: router)
             for i in 1...450 {
-                try device.markRead("a\(i)")
-                #expect(try device.evictBody(of: "a\(i)"))
+                try await device.markRead("a\(i)")
+                await #expect(try device.evictBody(of: "a\(i)"))
             }
             let before = try Self.logState(device)
             let counting = HTTPSyncTransport(serverDescription: "test-router", token: fixture.alice.token) { request in
@@ -197,8 +197,8 @@ struct BodyFetchTests {
             let report = try await device.fetchBodies(using: counting)
             #expect(report.filled == 450 && report.rejected == 0 && report.missing == 0)
             #expect(requests.sizes.withLock { $0 } == [200, 200, 50])
-            #expect(try device.articlesWithoutBody().isEmpty)
-            #expect(try device.article("a321").article.body == "Body of a321, version 0")
+            await #expect(try device.articlesWithoutBody().isEmpty)
+            await #expect(try device.article("a321").article.body == "Body of a321, version 0")
             let after = try Self.logState(device)
             #expect(after.entries == before.entries && after.knowledge == before.knowledge)
         }
@@ -238,12 +238,12 @@ struct BodyFetchTests {
             _ = try await device.sync(using: routerTransport(client, token: fixture.alice.token))
         }
         for id in ["a1", "a2", "a3", "a4"] {
-            try device.markRead(id)
-            #expect(try device.evictBody(of: id))
+            try await device.markRead(id)
+            await #expect(try device.evictBody(of: id))
         }
         let report = try await device.fetchBodies(using: CappedTransport(store: fixture.store, hide: "a3"))
         #expect(report.filled == 3 && report.missing == 1 && report.rejected == 0)
-        #expect(try device.articlesWithoutBody() == ["a3"])
+        await #expect(try device.articlesWithoutBody() == ["a3"])
     }
 
     /// A hostile server: a wrong body for every id asked, with the digest of the real one (a lie), plus a body
@@ -269,19 +269,19 @@ struct BodyFetchTests {
         try await fixture.app().test(.router) { client in
             _ = try await device.sync(using: routerTransport(client, token: fixture.alice.token))
         }
-        try device.markRead("a1")
-        #expect(try device.evictBody(of: "a1"))
+        try await device.markRead("a1")
+        await #expect(try device.evictBody(of: "a1"))
         let before = try Self.logState(device)
-        let dumpBefore = try device.canonicalDump()
+        let dumpBefore = try await device.canonicalDump()
 
         let report = try await device.fetchBodies(using: HostileTransport(realDigests: ["a1": Self.a1Digest]))
         #expect(report.rejected == 1 && report.filled == 0 && report.missing == 0)
         #expect(report.rejectedIDs == ["a1"])
-        #expect(try device.bodyState(of: "a1") == .evicted)
-        #expect(try device.article("a1").article.body == "")
+        await #expect(try device.bodyState(of: "a1") == .evicted)
+        await #expect(try device.article("a1").article.body == "")
         let after = try Self.logState(device)
         #expect(after.entries == before.entries && after.knowledge == before.knowledge && after.clock == before.clock)
-        #expect(try device.canonicalDump() == dumpBefore)
+        await #expect(try device.canonicalDump() == dumpBefore)
     }
 
     /// A stray body (for an id not asked) is not stored even when it is genuine, and counts as rejected.
@@ -302,19 +302,19 @@ struct BodyFetchTests {
         try await fixture.app().test(.router) { client in
             _ = try await device.sync(using: routerTransport(client, token: fixture.alice.token))
             for id in ["a1", "a2"] {
-                try device.markRead(id)
-                #expect(try device.evictBody(of: id))
+                try await device.markRead(id)
+                await #expect(try device.evictBody(of: id))
             }
             let stray = try await device.fetchBodies(["a1"], using: StrayTransport())
             #expect(stray.filled == 0 && stray.rejected == 1 && stray.missing == 1)
-            #expect(try device.bodyState(of: "a2") == .evicted)
+            await #expect(try device.bodyState(of: "a2") == .evicted)
 
             // FlakyTransport implements only the sync exchanges: the default fetchBodies throws.
             let flaky = FlakyTransport(routerTransport(client, token: fixture.alice.token), failAfterPulls: 10)
             await #expect(throws: ReaderSyncError.transport("this transport cannot fetch article bodies")) {
                 try await device.fetchBodies(using: flaky)
             }
-            #expect(try device.articlesWithoutBody() == ["a1", "a2"])
+            await #expect(try device.articlesWithoutBody() == ["a1", "a2"])
         }
     }
 }

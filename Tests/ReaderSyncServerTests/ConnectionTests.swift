@@ -65,8 +65,8 @@ struct ConnectionTests {
             let transport = try URLSessionTransport(url: server.url, token: token)
             let first = try await device.sync(using: transport)
             #expect(first.pulled.changes == 3)
-            try device.markRead("a1")
-            try device.addComment(to: "a2", body: "written during the flood")
+            try await device.markRead("a1")
+            try await device.addComment(to: "a2", body: "written during the flood")
             let second = try await device.sync(using: transport)
             #expect(second.pushed.applied == 3)
             let peak = max(connected, try #require(openFileCount(pid: server.pid)))
@@ -91,7 +91,7 @@ struct ConnectionTests {
                 all closed \(waited) after the client's sync
                 """)
             let dump = try await SQLiteServerStore(path: db).canonicalDump(account: "alice")
-            #expect(dump == (try device.canonicalDump()))
+            await #expect(dump == (try device.canonicalDump()))
         }
     }
 

@@ -153,8 +153,8 @@ struct ExecutableTests {
         let device = try Replica.inMemory(account: "alice")
         let transport = try URLSessionTransport(url: "http://127.0.0.1:\(port)", token: token)
         _ = try await device.sync(using: transport)
-        try device.markRead("a1")
-        try device.addComment(to: "a2", body: "kept after shutdown")
+        try await device.markRead("a1")
+        try await device.addComment(to: "a2", body: "kept after shutdown")
         let report = try await device.sync(using: transport)
         #expect(report.pushed.applied == 3)
 

@@ -43,7 +43,7 @@ struct HostileAccountTests {
         try await fixture.app().test(.router) { client in
             let bobTransport = routerTransport(client, token: fixture.bob.token)
             _ = try await bob.sync(using: bobTransport)
-            let comment = try bob.addComment(to: "a1", body: "bob's words")  // not synced yet
+            let comment = try await bob.addComment(to: "a1", body: "bob's words")  // not synced yet
             #expect(comment.id.hasPrefix("bob:"))
             // Alice saw the id in a bundle carried by hand, and pushes a creation of it first, with her text.
             let claim = try Self.crafted(source: ReplicaID.random(), account: "alice", [
@@ -62,7 +62,7 @@ struct HostileAccountTests {
             #expect(report.refused.isEmpty)
             let alice = try Replica.inMemory(account: "alice")
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
-            let seen = try alice.comment(comment.id)
+            let seen = try await alice.comment(comment.id)
             #expect(seen.author == "bob" && seen.body == "bob's words")
             let server = try DumpParts(try await fixture.store.canonicalDump(account: nil))
             #expect(server.comments.contains("bob's words") && !server.comments.contains("alice's words"))
@@ -76,7 +76,7 @@ struct HostileAccountTests {
         try await fixture.app().test(.router) { client in
             let transport = routerTransport(client, token: fixture.alice.token)
             _ = try await alice.sync(using: transport)
-            let comment = try alice.addComment(to: "a1", body: "alice's words")
+            let comment = try await alice.addComment(to: "a1", body: "alice's words")
             _ = try await alice.sync(using: transport)
             let forged = try Self.crafted(source: ReplicaID.random(), account: "bob", [
                 (.comment, comment.id, ChangeField.commentBody, .string("not alice")),
@@ -90,7 +90,7 @@ struct HostileAccountTests {
             #expect(answer.refused.allSatisfy { $0.key == comment.id && $0.reason.contains("belongs to account alice") })
             #expect(answer.applied == 1, "bob's own read mark applies")
             _ = try await alice.sync(using: transport)
-            let held = try alice.comment(comment.id)
+            let held = try await alice.comment(comment.id)
             #expect(held.body == "alice's words" && !held.isDeleted)
         }
     }
@@ -109,16 +109,16 @@ struct HostileAccountTests {
             // Bob's device syncs, again and again, and its changes arrive.
             let bobTransport = routerTransport(client, token: fixture.bob.token)
             _ = try await bobDevice.sync(using: bobTransport)
-            try bobDevice.markRead("a2")
-            try bobDevice.addComment(to: "a1", body: "still syncing")
+            try await bobDevice.markRead("a2")
+            try await bobDevice.addComment(to: "a1", body: "still syncing")
             let again = try await bobDevice.sync(using: bobTransport)
             #expect(again.pushed.applied >= 2)
             #expect(again.identityChange == nil, "another account's use of the id is not this device's history")
             let other = try Replica.inMemory(account: "bob")
             _ = try await other.sync(using: bobTransport)
-            #expect(try other.readState(of: "a2").isRead)
-            #expect(try !other.readState(of: "a1").isRead, "alice's read state never reaches bob")
-            #expect(try other.comments(on: "a1").first?.comment.body == "still syncing")
+            await #expect(try other.readState(of: "a2").isRead)
+            await #expect(try !other.readState(of: "a1").isRead, "alice's read state never reaches bob")
+            await #expect(try other.comments(on: "a1").first?.comment.body == "still syncing")
         }
     }
 

@@ -38,8 +38,8 @@ struct NoOpSyncTests {
         try await fixture.app().test(.router) { client in
             let transport = Self.countingTransport(client, token: fixture.alice.token, traffic: traffic)
             _ = try await phone.sync(using: transport)
-            try phone.markRead("a1")
-            try phone.addComment(to: "a1", body: "hello")
+            try await phone.markRead("a1")
+            try await phone.addComment(to: "a1", body: "hello")
             _ = try await phone.sync(using: transport)
             _ = try await laptop.sync(using: transport)
 
@@ -52,15 +52,15 @@ struct NoOpSyncTests {
             #expect(requests.allSatisfy { $0.sent < 300 && $0.received < 300 }, "\(requests)")
 
             // Something moved elsewhere: the check says so and the full exchange brings it.
-            try laptop.save("a2")
+            try await laptop.save("a2")
             _ = try await laptop.sync(using: transport)
             traffic.reset()
             let moved = try await phone.sync(using: transport)
             #expect(!moved.wasUpToDate && moved.pulled.applied == 1)
-            #expect(try phone.readState(of: "a2").isSaved)
+            await #expect(try phone.readState(of: "a2").isSaved)
             #expect(traffic.requests.first?.path == "v1/sync/check")
             // A local change: not up to date either.
-            try phone.setProgress("a3", 0.5)
+            try await phone.setProgress("a3", 0.5)
             let pushed = try await phone.sync(using: transport)
             #expect(!pushed.wasUpToDate && pushed.pushed.applied == 1)
             #expect(try await phone.sync(using: transport).wasUpToDate)

@@ -14,8 +14,8 @@ struct QuotaTests {
     static func device(of store: any ServerStore, account: ServerAccount, comments: Int, body: String = "comment") async throws -> Replica {
         let device = try Replica.inMemory(account: account.name)
         let page = try await store.pull(knowledge: Knowledge(), for: account, maxChanges: 1_000)
-        try device.applyBundle(data: page.bundle)
-        for index in 0..<comments { try device.addComment(to: "a1", body: "\(body) \(index)") }
+        try await device.applyBundle(data: page.bundle)
+        for index in 0..<comments { try await device.addComment(to: "a1", body: "\(body) \(index)") }
         return device
     }
 
@@ -57,7 +57,7 @@ struct QuotaTests {
         let fixture = try await Fixture()
         let limits = PushLimits(maxChangesPerPush: nil, maxChangesPerMinute: nil, maxCommentLength: 50)
         let device = try await Self.device(of: fixture.store, account: fixture.alice.account, comments: 1)
-        let long = try device.addComment(to: "a2", body: String(repeating: "x", count: 60))
+        let long = try await device.addComment(to: "a2", body: String(repeating: "x", count: 60))
         try await fixture.app(ServerConfiguration(pushLimits: limits)).test(.router) { client in
             let response = try await Self.push(client, try Self.bundle(device), token: fixture.alice.token)
             let problem = try expectProblem(response, 413, slug: "comment-too-long")

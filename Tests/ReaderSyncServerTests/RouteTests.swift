@@ -39,8 +39,8 @@ struct RouteTests {
         try await fixture.app().test(.router) { client in
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
             _ = try await bob.sync(using: routerTransport(client, token: fixture.bob.token))
-            try alice.markRead("a1")
-            try bob.markRead("a2")
+            try await alice.markRead("a1")
+            try await bob.markRead("a2")
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
             _ = try await bob.sync(using: routerTransport(client, token: fixture.bob.token))
 
@@ -59,10 +59,10 @@ struct RouteTests {
     func push() async throws {
         let fixture = try await Fixture()
         let alice = try Replica.inMemory(account: "alice")
-        try alice.upsertArticles(articles(3))
-        try alice.markRead("a1")
-        try alice.addComment(to: "a1", body: "first")
-        let bundle = try alice.exportBundleData(for: Knowledge(), account: "alice").data
+        try await alice.upsertArticles(articles(3))
+        try await alice.markRead("a1")
+        try await alice.addComment(to: "a1", body: "first")
+        let bundle = try await alice.exportBundleData(for: Knowledge(), account: "alice").data
         try await fixture.app().test(.router) { client in
             let response = try await client.execute(
                 uri: "/v1/sync/push", method: .post,
@@ -96,15 +96,15 @@ struct RouteTests {
             #expect(SyncHTTP.mediaType(first.header("Content-Type")) == SyncHTTP.bundleMediaType)
             #expect(first.header("ReaderSync-Complete") == "false")
             let device = try Replica.inMemory(account: "alice")
-            #expect(try device.applyBundle(data: first.data).applied == 2)
+            await #expect(try device.applyBundle(data: first.data).applied == 2)
 
-            let rest = try JSONEncoder().encode(PullRequestBody(knowledge: try device.knowledge()))
+            let rest = try await JSONEncoder().encode(PullRequestBody(knowledge: try device.knowledge()))
             let second = try await client.execute(
                 uri: "/v1/sync/pull", method: .post,
                 headers: auth(fixture.alice.token, ["Content-Type": "application/json"]), body: ByteBuffer(bytes: rest))
             #expect(second.header("ReaderSync-Complete") == "true")
-            #expect(try device.applyBundle(data: second.data).applied == 3)
-            #expect(try device.canonicalDump() == (try await fixture.store.canonicalDump(account: "alice")))
+            await #expect(try device.applyBundle(data: second.data).applied == 3)
+            await #expect(try device.canonicalDump() == (try await fixture.store.canonicalDump(account: "alice")))
         }
     }
 
@@ -221,10 +221,10 @@ struct RouteTests {
         let alice = try Replica.inMemory(account: "alice")
         try await fixture.app().test(.router) { client in
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
-            for id in ["a1", "a2", "a3"] { try alice.markRead(id) }
-            try alice.addComment(to: "a1", body: String(repeating: "words ", count: 200))
+            for id in ["a1", "a2", "a3"] { try await alice.markRead(id) }
+            try await alice.addComment(to: "a1", body: String(repeating: "words ", count: 200))
             let knowledge = try await fixture.store.knowledge(for: ServerAccount(name: "alice", role: .reader, createdAt: Date()))
-            let good = try alice.exportBundleData(for: knowledge, account: "alice").data
+            let good = try await alice.exportBundleData(for: knowledge, account: "alice").data
             let body: Data
             switch kind {
             case "garbage": body = Data((0..<500).map { UInt8(truncatingIfNeeded: $0 &* 37) })
@@ -282,10 +282,10 @@ struct RouteTests {
         let alice = try Replica.inMemory(account: "alice")
         try await fixture.app().test(.router) { client in
             _ = try await alice.sync(using: routerTransport(client, token: fixture.alice.token))
-            for id in ["a1", "a2", "a3"] { try alice.markRead(id) }
+            for id in ["a1", "a2", "a3"] { try await alice.markRead(id) }
             var pretend = try await fixture.store.knowledge(for: ServerAccount(name: "alice", role: .reader, createdAt: Date()))
             pretend.advance(origin: alice.replicaID, account: "alice", scope: .private, to: 2)
-            let gap = try alice.exportBundleData(for: pretend, account: "alice").data
+            let gap = try await alice.exportBundleData(for: pretend, account: "alice").data
             let before = try await fixture.store.canonicalDump(account: nil)
             let response = try await client.execute(
                 uri: "/v1/sync/push", method: .post,
@@ -305,8 +305,8 @@ struct RouteTests {
         try await fixture.app().test(.router) { client in
             let transport = routerTransport(client, token: fixture.alice.token)
             _ = try await alice.sync(using: transport)
-            try alice.markRead("a1")
-            let bundle = try alice.exportBundleData(for: try await transport.knowledge(), account: "alice").data
+            try await alice.markRead("a1")
+            let bundle = try await alice.exportBundleData(for: try await transport.knowledge(), account: "alice").data
             let before = try await fixture.store.canonicalDump(account: nil)
             let response = try await client.execute(
                 uri: "/v1/sync/push", method: .post,

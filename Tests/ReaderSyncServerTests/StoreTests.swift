@@ -85,7 +85,7 @@ struct StoreTests {
         let page = try await reopened.pull(knowledge: Knowledge(), for: reader, maxChanges: 100)
         #expect(page.isComplete)
         let device = try Replica.inMemory(account: "carol")
-        #expect(try device.applyBundle(data: page.bundle).applied == 4)
+        await #expect(try device.applyBundle(data: page.bundle).applied == 4)
         // The server's replica can still be opened by the core (its extra table does not disturb it).
         #expect(try Replica.open(at: path).role == .server)
     }

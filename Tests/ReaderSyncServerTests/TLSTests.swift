@@ -104,7 +104,7 @@ struct TLSTests {
                 let device = try Replica.inMemory(account: "alice")
                 let first = try await device.sync(using: Self.transport(trusting, url: url, token: fixture.alice.token))
                 #expect(first.pulled.changes == 3)
-                try device.addComment(to: "a1", body: "over TLS")
+                try await device.addComment(to: "a1", body: "over TLS")
                 let second = try await device.sync(using: Self.transport(trusting, url: url, token: fixture.alice.token))
                 #expect(second.pushed.applied == 2)
                 #expect(try await fixture.store.canonicalDump(account: "alice") == (try device.canonicalDump()))

@@ -155,7 +155,7 @@ struct ChangeLogTests {
 
     @Test func eventsAreDeliveredAfterCommit() async throws {
         let stream = replica.events()
-        try replica.markRead(mainArticle)
+        try await replica.markRead(mainArticle)
         var iterator = stream.makeAsyncIterator()
         let event = await iterator.next()
         #expect(event?.readStateArticleIDs == [mainArticle])
@@ -164,7 +164,7 @@ struct ChangeLogTests {
 
     @Test func mergedBundlesProduceOneEventNamingWhatChanged() async throws {
         let other = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "o"))
-        try replica.markRead(mainArticle)
+        try await replica.markRead(mainArticle)
         let stream = other.events()
         try sync(replica, other)
         var iterator = stream.makeAsyncIterator()
@@ -176,11 +176,11 @@ struct ChangeLogTests {
 
     @Test func largeMergeMaterializesInBatchesAndSaysItIsTruncated() async throws {
         let source = try Replica.inMemory(account: "bob", options: options(clock: clock, idPrefix: "big"))
-        try source.upsertArticles([sampleArticle("a")])
-        for i in 0..<10_100 { try source.addComment(to: "a", body: "comment \(i)") }
+        try await source.upsertArticles([sampleArticle("a")])
+        for i in 0..<10_100 { try await source.addComment(to: "a", body: "comment \(i)") }
         let target = try Replica.inMemory(account: "alice")
         let stream = target.events()
-        try target.applyBundle(data: try source.exportBundleData(for: Knowledge(), account: nil).data)
+        try await target.applyBundle(data: try source.exportBundleData(for: Knowledge(), account: nil).data)
         #expect(try dumpString(target) == dumpString(source))
         var iterator = stream.makeAsyncIterator()
         let event = await iterator.next()

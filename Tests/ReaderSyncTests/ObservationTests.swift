@@ -32,17 +32,17 @@ struct ObservationTests {
     @Test("the feed emits after local mutations and merged bundles")
     func feedFollowsChanges() async throws {
         let source = try Replica.inMemory(account: "alice")
-        try source.upsertArticles(try fixtureArticles())
+        try await source.upsertArticles(try fixtureArticles())
         let device = try Replica.inMemory(account: "alice")
         let feed = device.observeFeed()
         var seen = 0
         _ = try await awaitValue(feed, count: &seen) { $0.isEmpty }
         try sync(source, device)
         _ = try await awaitValue(feed, count: &seen) { $0.count == 4 }
-        try device.markRead(mainArticle)
+        try await device.markRead(mainArticle)
         let read = try await awaitValue(feed, count: &seen) { items in items.contains { $0.article.id == mainArticle && $0.readState.isRead } }
         #expect(read.count == 4)
-        try source.save(stocksArticle)
+        try await source.save(stocksArticle)
         try sync(source, device)
         _ = try await awaitValue(feed, count: &seen) { items in items.contains { $0.article.id == stocksArticle && $0.readState.isSaved } }
     }
@@ -50,14 +50,14 @@ struct ObservationTests {
     @Test("one article's thread emits when a comment arrives; a burst is coalesced and its last state is never missed")
     func articleCoalescesBursts() async throws {
         let device = try Replica.inMemory(account: "alice")
-        try device.upsertArticles(try fixtureArticles())
+        try await device.upsertArticles(try fixtureArticles())
         let article = device.observeArticle(mainArticle)
         var seen = 0
         _ = try await awaitValue(article, count: &seen) { $0.comments.isEmpty }
         seen = 0
         // 50 commits while nobody reads the stream: the buffer keeps only the newest value.
-        for i in 1...50 { try device.setProgress(mainArticle, Double(i) / 50) }
-        _ = try device.addComment(to: mainArticle, body: "last")
+        for i in 1...50 { try await device.setProgress(mainArticle, Double(i) / 50) }
+        _ = try await device.addComment(to: mainArticle, body: "last")
         let last = try await awaitValue(article, count: &seen) { $0.comments.count == 1 && $0.readState.progress == 1 }
         #expect(last.comments.first?.comment.body == "last")
         #expect(seen < 51, "51 commits were not coalesced: \(seen) values")
@@ -66,12 +66,12 @@ struct ObservationTests {
     @Test("an unrelated commit sends nothing; a missing article fails the query")
     func dedupeAndErrors() async throws {
         let device = try Replica.inMemory(account: "alice")
-        try device.upsertArticles(try fixtureArticles())
+        try await device.upsertArticles(try fixtureArticles())
         let feed = device.observeFeed(FeedQuery(savedOnly: true))
         var seen = 0
         _ = try await awaitValue(feed, count: &seen) { $0.isEmpty }
-        try device.markRead(mainArticle)            // not in the saved feed: no new value
-        try device.save(stocksArticle)
+        try await device.markRead(mainArticle)            // not in the saved feed: no new value
+        try await device.save(stocksArticle)
         let saved = try await awaitValue(feed, count: &seen) { !$0.isEmpty }
         #expect(saved.map(\.article.id) == [stocksArticle])
         #expect(seen == 2, "the unrelated commit sent a value")

@@ -160,26 +160,26 @@ struct ReadmeSearchExampleTests {
     @Test("the README's search and budget example runs as written")
     func example() async throws {
         let server = try Replica.inMemory(account: "server", role: .server)
-        try server.upsertArticles(try fixtureArticles())
+        try await server.upsertArticles(try fixtureArticles())
         let phone = try Replica.inMemory(account: "alice")
         try sync(server, phone)
-        try phone.markRead(mainArticle)
+        try await phone.markRead(mainArticle)
         let transport = BodiesOnlyTransport(peer: server)
 
         // --- README example ---
-        for hit in try phone.search("kremlin talks", options: SearchOptions(unreadOnly: true, limit: 20)) {
+        for hit in try await phone.search("kremlin talks", options: SearchOptions(unreadOnly: true, limit: 20)) {
             print(hit.title, hit.snippet, hit.readState.isRead, hit.bodyState)
         }
-        try phone.setStorageBudget(StorageBudget(bytes: try StorageBudget.parseSize("50MB"), keepUnreadFor: 7 * 86_400))
-        let report = try phone.enforceStorageBudget()
+        try await phone.setStorageBudget(StorageBudget(bytes: try StorageBudget.parseSize("50MB"), keepUnreadFor: 7 * 86_400))
+        let report = try await phone.enforceStorageBudget()
         print("evicted \(report.evicted) bodies: \(report.bytesBefore) -> \(report.bytesAfter) bytes")
         // --- end (the budget is generous: nothing is evicted; evict one by hand to show the way back) ---
         #expect(report.evicted == 0 && !report.stillOverBudget)
-        #expect(try phone.evictBody(of: mainArticle))
-        if try phone.article(mainArticle).bodyState != .held {
+        await #expect(try phone.evictBody(of: mainArticle))
+        if try await phone.article(mainArticle).bodyState != .held {
             try await phone.fetchBodies([mainArticle], using: transport)
         }
-        #expect(try phone.article(mainArticle).bodyState == .held)
-        #expect(try phone.canonicalDump(account: "nobody") == server.canonicalDump(account: "nobody"))
+        await #expect(try phone.article(mainArticle).bodyState == .held)
+        await #expect(try phone.canonicalDump(account: "nobody") == server.canonicalDump(account: "nobody"))
     }
 }

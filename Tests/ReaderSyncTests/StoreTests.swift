@@ -173,7 +173,7 @@ struct StoreTests {
         let dir = TempDir()
         let path = dir.path("r.db")
         let first = try Replica.create(at: path, account: "alice")
-        try first.upsertArticles(try fixtureArticles())
+        try await first.upsertArticles(try fixtureArticles())
         let second = try Replica.open(at: path)
         let perWriter = 40
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -186,12 +186,12 @@ struct StoreTests {
             }
             try await group.waitForAll()
         }
-        let comments = try first.comments(on: mainArticle)
+        let comments = try await first.comments(on: mainArticle)
         #expect(comments.count == 2 * perWriter)
-        let status = try second.status()
+        let status = try await second.status()
         #expect(status.lastSequence == UInt64(4 + 2 * 2 * perWriter))
         // Sequence numbers have no gaps and no duplicates.
-        let seqs = try first.changeLog(limit: 100_000).map(\.change.seq)
+        let seqs = try await first.changeLog(limit: 100_000).map(\.change.seq)
         #expect(Set(seqs).count == seqs.count)
     }
 

@@ -77,7 +77,10 @@ extension Replica {
             }
             while let article = try reader.next() {
                 summary.articles += 1
-                if summary.articles % Self.importBatchArticles == 0 { report(complete: false) }
+                if summary.articles % Self.importBatchArticles == 0 {
+                    report(complete: false)
+                    try Cancellation.check()  // cancelled: the import's transaction rolls back whole
+                }
                 let valid: ValidArticle
                 do {
                     valid = try Self.validated(article, at: reader.place)

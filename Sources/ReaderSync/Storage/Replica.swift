@@ -269,17 +269,20 @@ public final class Replica: Sendable {
         }
     }
 
-    /// A write transaction; any error rolls it back whole.
+    /// A write transaction; any error rolls it back whole. A cancelled async call does not start one
+    /// (``Cancellation``).
     func write<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
         guard !isReadOnly else {
             throw ReaderSyncError.storage("cannot \(what): \(path ?? "the replica") is read-only")
         }
+        try Cancellation.check()
         return try Self.guarded(what) { try writer.write(body) }
     }
 
-    /// A read.
+    /// A read. A cancelled async call does not start one.
     func read<T>(_ what: String, _ body: (Database) throws -> T) throws -> T {
-        try Self.guarded(what) { try writer.read(body) }
+        try Cancellation.check()
+        return try Self.guarded(what) { try writer.read(body) }
     }
 
     /// The schema this build writes.

@@ -153,11 +153,15 @@ extension Replica {
             var latestSeen: UInt64 = 0
             let merger = Merger(tx)
             while let block = try reader.nextBlock() {
+                try Cancellation.check()  // cancelled: the transaction rolls back whole
                 var incoming: [IncomingChange] = []
                 incoming.reserveCapacity(block.count)
                 for i in 0..<block.count {
                     result.received += 1
-                    if result.received % 1000 == 0 { report(complete: false) }
+                    if result.received % 1000 == 0 {
+                        report(complete: false)
+                        try Cancellation.check()  // cancelled: the transaction rolls back whole
+                    }
                     let number = block.firstNumber + UInt64(i)
                     guard let origin = origins[Int(block.origin[i])] else {
                         result.ignored += 1

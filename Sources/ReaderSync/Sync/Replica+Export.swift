@@ -32,6 +32,7 @@ extension Replica {
         try checkIdentity(against: theirs, peer: "the receiver")
         let (writer, complete) = try prepareExport(for: theirs, receiver: ExportReceiver(account: account, replica: receiver),
                                                    maxChanges: maxChanges, maxBytes: maxBytes, progress: progress)
+        try Cancellation.check()  // cancelled: no file is written
         let header = try Self.guarded("write bundle") { try writer.finish(to: url) }
         let bytes = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? Int) ?? 0
         progress?(OperationProgress(phase: .exporting, completed: Int(header.changeCount), total: Int(header.changeCount),
@@ -109,6 +110,7 @@ extension Replica {
             // Select the changes, origin by origin in sequence order, so a page can end the ranges early.
             var complete = true
             var selected: [(origin: OriginRef, ranges: [Plan], changes: [Change])] = []
+            var scanned = 0
             let scan = try db.cachedStatement(sql: """
                 SELECT c.seq, c.hlc, c.entity, c.field, c.value_type, c.value,
                        CASE c.entity WHEN 2 THEN m.key ELSE a.key END AS key,
@@ -129,6 +131,8 @@ extension Replica {
                 var stoppedAt: UInt64?
                 let rows = try Row.fetchCursor(scan, arguments: [origin.row, Int64(bitPattern: low), Int64(bitPattern: high)])
                 while let row = try rows.next() {
+                    scanned += 1
+                    if scanned % 4096 == 0 { try Cancellation.check() }
                     let seq = UInt64(bitPattern: row[0])
                     guard let entity = EntityKind(rawValue: UInt8(clamping: row[2] as Int)),
                           let field = FieldCode(rawValue: UInt8(clamping: row[3] as Int)) else {
@@ -195,6 +199,7 @@ extension Replica {
                     written += 1
                     if written % 1000 == 0 {
                         progress?(OperationProgress(phase: .exporting, completed: written, total: total))
+                        try Cancellation.check()
                     }
                 }
             }

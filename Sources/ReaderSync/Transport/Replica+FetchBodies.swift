@@ -26,7 +26,7 @@ extension Replica {
         var report = BodyFillReport()
         let chunkSize = ArticleBodiesRequest.maxIDs
         if let ids {
-            let lacking = try withoutBody(ids)
+            let lacking = try await offload { try self.withoutBody(ids) }
             for start in stride(from: 0, to: lacking.count, by: chunkSize) {
                 try Task.checkCancellation()
                 try await fetchBodies(chunk: Array(lacking[start..<min(start + chunkSize, lacking.count)]),
@@ -37,7 +37,8 @@ extension Replica {
             var after = ""
             while true {
                 try Task.checkCancellation()
-                let chunk = try articlesWithoutBody(after: after, limit: chunkSize)
+                let from = after
+                let chunk = try await offload { try self.articlesWithoutBody(after: from, limit: chunkSize) }
                 guard let last = chunk.last else { break }
                 after = last
                 try await fetchBodies(chunk: chunk, using: transport, into: &report)
@@ -80,7 +81,7 @@ extension Replica {
                     stray.append(body.id)  // not asked, or sent twice: nothing of it is stored
                 }
             }
-            let filled = try fillBodies(offered)
+            let filled = try await fillBodies(offered)
             report.filled += filled.filled
             report.rejected += filled.rejected + stray.count
             for id in filled.rejectedIDs + stray where report.rejectedIDs.count < 20 { report.rejectedIDs.append(id) }

@@ -88,7 +88,8 @@ extension Replica {
     public func sync(using transport: any SyncTransport, options: ServerSyncOptions = ServerSyncOptions(),
                      progress: (@Sendable (ServerSyncProgress) -> Void)? = nil) async throws -> ServerSyncReport {
         // Nothing moved since the last sync? One request says so (`POST /v1/sync/check`).
-        if let check = try await transport.check(digest: try knowledge().digest(account: account)) {
+        let digest = try await knowledge().digest(account: account)
+        if let check = try await transport.check(digest: digest) {
             guard check.account.utf8.elementsEqual(account.utf8) else {
                 throw ReaderSyncError.invalidInput(
                     "the token belongs to account '\(check.account)', but this replica belongs to '\(account)'; use a token of '\(account)'")
@@ -107,18 +108,20 @@ extension Replica {
         var report = ServerSyncReport(account: remote)
         try await push(using: transport, options: options, report: &report, progress: progress)
         try await pull(using: transport, options: options, report: &report, progress: progress)
-        report.eviction = try enforceStorageBudget()
+        report.eviction = try await enforceStorageBudget()
         return report
     }
 
     private func push(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
                       progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
         var theirs = try await transport.knowledge()
-        report.identityChange = try checkIdentity(against: theirs, peer: "the server")
+        let held = theirs
+        report.identityChange = try await offload { try self.checkIdentity(against: held, peer: "the server") }
         var pageSize = options.pushPageChanges
         while true {
             try Task.checkCancellation()
-            let (data, summary) = try exportBundleData(for: try pushBasis(theirs), account: account, maxChanges: pageSize)
+            let basis = try await pushBasis(theirs)
+            let (data, summary) = try await exportBundleData(for: basis, account: account, maxChanges: pageSize)
             if summary.header.ranges.isEmpty { break }
             if summary.bytes > options.maxPushBytes && summary.header.changeCount > 1 {
                 pageSize = max(1, Int(summary.header.changeCount) / 2)
@@ -146,9 +149,9 @@ extension Replica {
 
     /// The knowledge to export a push for: the server's, with every other account's replica marked as held, so
     /// that only changes the server will take (this account's own replicas') are sent.
-    private func pushBasis(_ server: Knowledge) throws -> Knowledge {
+    private func pushBasis(_ server: Knowledge) async throws -> Knowledge {
         var basis = server
-        for (key, entry) in try knowledge().entries where !key.account.utf8.elementsEqual(account.utf8) {
+        for (key, entry) in try await knowledge().entries where !key.account.utf8.elementsEqual(account.utf8) {
             basis.advance(origin: key.origin, account: key.account, scope: key.scope, to: entry.seq, incarnation: entry.incarnation)
         }
         return basis
@@ -156,11 +159,11 @@ extension Replica {
 
     private func pull(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
                       progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
-        var mine = try knowledge()
+        var mine = try await knowledge()
         while true {
             try Task.checkCancellation()
             let page = try await transport.pull(knowledge: mine, maxChanges: options.pullPageChanges)
-            let result = try applyBundle(data: page.bundle)
+            let result = try await applyBundle(data: page.bundle)
             report.pulled.pages += 1
             report.pulled.changes += result.received
             report.pulled.bytes += page.bundle.count
@@ -169,7 +172,7 @@ extension Replica {
             progress?(ServerSyncProgress(phase: .pulling, pages: report.pulled.pages, changes: report.pulled.changes,
                                          bytes: report.pulled.bytes, isComplete: page.isComplete))
             if page.isComplete { break }
-            let next = try knowledge()
+            let next = try await knowledge()
             guard next != mine else {
                 throw ReaderSyncError.transport("the server sent an incomplete page that brought nothing new; stopping")
             }

@@ -30,7 +30,7 @@ struct SyncCommand: AsyncParsableCommand {
                 throw ReaderSyncError.invalidInput("\(peer) is the same replica as \(replica.path)")
             }
             let reporter = progress.reporter()
-            let report = try local.sync(with: other, progress: reporter.handler)
+            let report = try await local.sync(with: other, progress: reporter.handler)
             reporter.finish()
             let sameAccount = local.account == other.account
             if output.json {
