@@ -25,9 +25,9 @@ public struct ServerConfiguration: Sendable, Equatable {
     public var tls: TLSFiles?
 
     /// Creates a configuration; the defaults bind 127.0.0.1:8080, accept bodies up to 32 MiB, and use the
-    /// default ``ConnectionLimits`` and ``PushLimits``.
+    /// default ``ConnectionLimits`` and ``PushLimits``; a pull without a page size gets 2,000 changes.
     public init(host: String = "127.0.0.1", port: Int = 8080, maxBodyBytes: Int = 32 << 20,
-                defaultPageSize: Int = PullRequestBody.defaultMaxChanges,
+                defaultPageSize: Int = 2_000,
                 connections: ConnectionLimits = ConnectionLimits(), pushLimits: PushLimits = PushLimits(),
                 tls: TLSFiles? = nil) {
         self.host = host

@@ -62,20 +62,20 @@ public struct SystemWallClock: WallClock {
 }
 
 /// A wall clock that only moves when told to: for tests and deterministic simulations.
-public final class ManualWallClock: WallClock {
+package final class ManualWallClock: WallClock {
     private let current: Mutex<Int64>
 
     /// Creates a clock showing `millis`.
-    public init(millis: Int64) { current = Mutex(millis) }
+    package init(millis: Int64) { current = Mutex(millis) }
 
     /// The time it shows.
-    public func nowMillis() -> Int64 { current.withLock { $0 } }
+    package func nowMillis() -> Int64 { current.withLock { $0 } }
 
     /// Moves the clock by `delta` milliseconds (negative moves it back).
-    public func advance(by delta: Int64) { current.withLock { $0 += delta } }
+    package func advance(by delta: Int64) { current.withLock { $0 += delta } }
 
     /// Sets the clock to `millis`.
-    public func set(_ millis: Int64) { current.withLock { $0 = millis } }
+    package func set(_ millis: Int64) { current.withLock { $0 = millis } }
 }
 
 /// The bounds the clock rules use (`Schemas/merge-rules.md`, "Clocks").

@@ -71,24 +71,24 @@ public struct ReplicaID: Hashable, Comparable, Sendable, Codable, CustomStringCo
 }
 
 /// An account: identified by its user name. A replica belongs to exactly one account.
-public struct Account: Hashable, Sendable, Codable, CustomStringConvertible {
+package struct Account: Hashable, Sendable, Codable, CustomStringConvertible {
     /// The user name.
-    public let name: String
+    package let name: String
 
     /// Creates an account value; see ``validate(_:)`` for the accepted names.
-    public init(name: String) { self.name = name }
+    package init(name: String) { self.name = name }
 
     /// The user name.
-    public var description: String { name }
+    package var description: String { name }
 
     /// The longest account name, in characters (all ASCII, so also in bytes).
-    public static let maxLength = 64
+    package static let maxLength = 64
 
     /// Whether `name` is an acceptable account name: 1…64 ASCII letters, digits, `.`, `_`, `-` or `@`.
     ///
     /// Names are ASCII so that two spellings can never look alike and compare differently
     /// (`Schemas/merge-rules.md`, "Keys").
-    public static func isValid(_ name: String) -> Bool {
+    package static func isValid(_ name: String) -> Bool {
         let utf8 = name.utf8
         guard !utf8.isEmpty, utf8.count <= maxLength else { return false }
         return utf8.allSatisfy { byte in
@@ -99,7 +99,7 @@ public struct Account: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// Checks that `name` is an acceptable account name: 1…64 ASCII letters, digits, `.`, `_`, `-` or `@`.
     /// - Throws: ``ReaderSyncError`` naming the problem.
-    public static func validate(_ name: String) throws {
+    package static func validate(_ name: String) throws {
         guard !name.isEmpty, name.utf8.count <= maxLength else {
             throw ReaderSyncError.invalidInput("account name must be 1 to \(maxLength) characters, got \(name.utf8.count) bytes")
         }

@@ -34,17 +34,29 @@ public enum ReaderSyncError: Error, Sendable, Equatable, CustomStringConvertible
     case diskFull(String)
     /// The replica file is damaged (SQLite `CORRUPT` or `NOTADB`): restore it from a backup or sync a new one.
     case corrupt(String)
-    /// The network or the remote peer failed.
+    /// The network or the remote peer failed: the server could not be reached, did not answer, or sent
+    /// something unreadable.
     case transport(String)
+    /// The server answered with an HTTP error status: 401 (the token is unknown or revoked), 403 (the account
+    /// may not do this), 413 (too large), 429 or 503 (still refused after the client's retries), other 4xx and
+    /// 5xx. The message carries the server's problem detail.
+    case server(status: Int, String)
 
     /// The message, without the case name.
     public var message: String {
         switch self {
         case .notFound(let m), .invalidInput(let m), .invalidImport(let m), .forbidden(let m),
              .incompatibleReplica(let m), .invalidBundle(let m), .invalidValue(let m), .missingChanges(let m),
-             .clockSkew(let m), .storage(let m), .transport(let m), .busy(let m), .diskFull(let m), .corrupt(let m):
+             .clockSkew(let m), .storage(let m), .transport(let m), .busy(let m), .diskFull(let m), .corrupt(let m),
+             .server(_, let m):
             return m
         }
+    }
+
+    /// The HTTP status of a server's error answer (``server(status:_:)``), nil for every other error.
+    public var httpStatus: Int? {
+        if case .server(let status, _) = self { return status }
+        return nil
     }
 
     /// The SQLite primary result code behind a storage failure, when there was one: 5 (`BUSY`), 6 (`LOCKED`),

@@ -271,6 +271,10 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
     static func isPermanent(_ error: any Error) -> Bool {
         switch error as? ReaderSyncError {
         case .forbidden?, .invalidInput?, .incompatibleReplica?: return true
+        case .server(let status, _)?:
+            // The token, the request or the account is wrong (4xx); a timeout, a rate limit or the server
+            // failing (408, 429, 5xx) may pass.
+            return (400..<500).contains(status) && status != 408 && status != 429
         default: return false
         }
     }

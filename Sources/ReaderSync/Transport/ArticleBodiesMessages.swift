@@ -4,21 +4,21 @@ public import Foundation
 ///
 /// A device asks the server for the bodies it evicted (or received by reference) with
 /// ``Replica/fetchBodies(_:using:)``; articles are shared, so any account may ask for any article's body.
-public struct ArticleBodiesRequest: Sendable, Equatable, Codable {
+package struct ArticleBodiesRequest: Sendable, Equatable, Codable {
     /// The most ids one request may carry.
-    public static let maxIDs = 200
+    package static let maxIDs = 200
 
     /// The article ids, 1…``maxIDs`` of them, each a valid article id (``Keys/problem(withID:)``). A repeated id is
     /// answered once.
-    public var ids: [String]
+    package var ids: [String]
 
     /// Creates a request.
-    public init(ids: [String]) { self.ids = ids }
+    package init(ids: [String]) { self.ids = ids }
 
     /// Reads a request, naming what is wrong: not the expected JSON object, no ids, more than ``maxIDs``, or an id
     /// that is not a valid article id. Unknown fields are ignored.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
-    public static func decode(json data: Data) throws -> ArticleBodiesRequest {
+    package static func decode(json data: Data) throws -> ArticleBodiesRequest {
         let body: ArticleBodiesRequest
         do {
             body = try JSONDecoder().decode(ArticleBodiesRequest.self, from: data)

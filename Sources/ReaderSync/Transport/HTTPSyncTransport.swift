@@ -1,18 +1,18 @@
 public import Foundation
 
 /// One HTTP request of the sync protocol, independent of the client library that sends it.
-public struct SyncHTTPRequest: Sendable, Equatable {
+package struct SyncHTTPRequest: Sendable, Equatable {
     /// `GET` or `POST`.
-    public var method: String
+    package var method: String
     /// The path below the server's base URL, for example `v1/sync/push` (no leading slash).
-    public var path: String
+    package var path: String
     /// Header fields.
-    public var headers: [String: String]
+    package var headers: [String: String]
     /// The body, if any.
-    public var body: Data?
+    package var body: Data?
 
     /// Creates a request.
-    public init(method: String, path: String, headers: [String: String] = [:], body: Data? = nil) {
+    package init(method: String, path: String, headers: [String: String] = [:], body: Data? = nil) {
         self.method = method
         self.path = path
         self.headers = headers
@@ -21,23 +21,23 @@ public struct SyncHTTPRequest: Sendable, Equatable {
 }
 
 /// One HTTP response of the sync protocol.
-public struct SyncHTTPResponse: Sendable, Equatable {
+package struct SyncHTTPResponse: Sendable, Equatable {
     /// The status code.
-    public var status: Int
+    package var status: Int
     /// Header fields, names lowercased.
-    public var headers: [String: String]
+    package var headers: [String: String]
     /// The body.
-    public var body: Data
+    package var body: Data
 
     /// Creates a response; header names are lowercased.
-    public init(status: Int, headers: [String: String], body: Data) {
+    package init(status: Int, headers: [String: String], body: Data) {
         self.status = status
         self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
         self.body = body
     }
 
     /// The value of a header field, by case-insensitive name.
-    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    package func header(_ name: String) -> String? { headers[name.lowercased()] }
 }
 
 /// The sync protocol over any HTTP client: builds the requests, checks and decodes the responses, and turns
@@ -45,37 +45,37 @@ public struct SyncHTTPResponse: Sendable, Equatable {
 ///
 /// ``URLSessionTransport`` uses it with `URLSession`; tests use it with an in-process client, so every HTTP
 /// client shares this one encoding.
-public struct HTTPSyncTransport: SyncTransport {
+package struct HTTPSyncTransport: SyncTransport {
     /// Sends one request and returns the response; throws only for network failures.
-    public typealias Send = @Sendable (SyncHTTPRequest) async throws -> SyncHTTPResponse
+    package typealias Send = @Sendable (SyncHTTPRequest) async throws -> SyncHTTPResponse
 
     /// Where requests go, for error messages (for example `http://127.0.0.1:8080`).
-    public let serverDescription: String
+    package let serverDescription: String
     private let token: String?
     private let send: Send
 
     /// Creates a transport that sends through `send`, with `token` as the bearer token.
-    public init(serverDescription: String, token: String?, send: @escaping Send) {
+    package init(serverDescription: String, token: String?, send: @escaping Send) {
         self.serverDescription = serverDescription
         self.token = token
         self.send = send
     }
 
     /// Who the token belongs to (`GET /v1/account`).
-    public func account() async throws -> RemoteAccount {
+    package func account() async throws -> RemoteAccount {
         let response = try await exchange(SyncHTTPRequest(method: "GET", path: "v1/account"), expecting: SyncHTTP.jsonMediaType)
         return try decode(RemoteAccount.self, from: response, what: "account")
     }
 
     /// What the server holds that this account may see (`GET /v1/sync/knowledge`).
-    public func knowledge() async throws -> Knowledge {
+    package func knowledge() async throws -> Knowledge {
         let response = try await exchange(SyncHTTPRequest(method: "GET", path: "v1/sync/knowledge"),
                                           expecting: SyncHTTP.jsonMediaType)
         return try decode(Knowledge.self, from: response, what: "knowledge")
     }
 
     /// Sends a bundle (`POST /v1/sync/push`).
-    public func push(_ bundle: Data) async throws -> PushResponse {
+    package func push(_ bundle: Data) async throws -> PushResponse {
         let request = SyncHTTPRequest(method: "POST", path: "v1/sync/push",
                                       headers: ["Content-Type": SyncHTTP.bundleMediaType], body: bundle)
         let response = try await exchange(request, expecting: SyncHTTP.jsonMediaType)
@@ -83,7 +83,7 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// Asks for a page of what `knowledge` lacks (`POST /v1/sync/pull`).
-    public func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage {
+    package func pull(knowledge: Knowledge, maxChanges: Int?) async throws -> PullPage {
         let body: Data
         do {
             body = try JSONEncoder().encode(PullRequestBody(knowledge: knowledge, maxChanges: maxChanges))
@@ -103,7 +103,7 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// The one-request no-op check (`POST /v1/sync/check`); nil from a server that does not offer it (404, 405).
-    public func check(digest: String) async throws -> SyncCheck? {
+    package func check(digest: String) async throws -> SyncCheck? {
         let request = SyncHTTPRequest(method: "POST", path: "v1/sync/check",
                                       headers: ["Content-Type": SyncHTTP.jsonMediaType],
                                       body: Data("{\"digest\":\"\(digest)\"}".utf8))
@@ -113,7 +113,7 @@ public struct HTTPSyncTransport: SyncTransport {
     }
 
     /// Asks for the bodies of articles (`POST /v1/articles/bodies`, at most ``ArticleBodiesRequest/maxIDs`` ids).
-    public func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer {
+    package func fetchBodies(_ ids: [String]) async throws -> ArticleBodiesAnswer {
         let body: Data
         do {
             body = try JSONEncoder().encode(ArticleBodiesRequest(ids: ids))
@@ -175,13 +175,14 @@ public struct HTTPSyncTransport: SyncTransport {
         let detail = problem?.detail ?? "HTTP \(response.status) without a problem report"
         switch response.status {
         case 401:
-            return .transport(token == nil
-                ? "\(serverDescription) needs a token: pass --token or set READERSYNC_TOKEN (401: \(detail))"
+            return .server(status: 401, token == nil
+                ? "\(serverDescription) needs a token (401: \(detail))"
                 : "\(serverDescription) rejected the token: it is unknown or revoked (401: \(detail))")
         case 403:
-            return .forbidden("\(serverDescription) refused the push: \(detail)")
+            return .server(status: 403, "\(serverDescription) refused \(request.method) /\(request.path) (403): \(detail)")
         default:
-            return .transport("\(serverDescription) answered \(request.method) /\(request.path) with \(response.status): \(detail)")
+            return .server(status: response.status,
+                           "\(serverDescription) answered \(request.method) /\(request.path) with \(response.status): \(detail)")
         }
     }
 

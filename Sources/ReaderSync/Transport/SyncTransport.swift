@@ -56,16 +56,16 @@ public struct SyncCheck: Sendable, Equatable, Codable {
 }
 
 /// The body of a no-op check (`POST /v1/sync/check`): `{"digest":"<64 hex digits>"}`.
-public struct SyncCheckRequest: Sendable, Equatable, Codable {
+package struct SyncCheckRequest: Sendable, Equatable, Codable {
     /// ``Knowledge/digest(account:)`` of the client's knowledge.
-    public var digest: String
+    package var digest: String
 
     /// Creates a request.
-    public init(digest: String) { self.digest = digest }
+    package init(digest: String) { self.digest = digest }
 
     /// Reads a check request, naming what is wrong.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
-    public static func decode(json data: Data) throws -> SyncCheckRequest {
+    package static func decode(json data: Data) throws -> SyncCheckRequest {
         guard let body = try? JSONDecoder().decode(SyncCheckRequest.self, from: data) else {
             throw ReaderSyncError.invalidInput("not a check request: expected {\"digest\": \"<64 hexadecimal digits>\"}")
         }
@@ -199,26 +199,26 @@ public struct PullPage: Sendable, Equatable {
 }
 
 /// The body of a pull request (`POST /v1/sync/pull`): the client's knowledge and the page size it wants.
-public struct PullRequestBody: Sendable, Equatable, Codable {
+package struct PullRequestBody: Sendable, Equatable, Codable {
     /// The largest page a client may ask for.
-    public static let maxChangesLimit = 10_000
+    package static let maxChangesLimit = 10_000
     /// The page size when the client does not ask for one.
-    public static let defaultMaxChanges = 2_000
+    package static let defaultMaxChanges = 2_000
 
     /// What the client holds.
-    public var knowledge: Knowledge
+    package var knowledge: Knowledge
     /// At most this many changes in the page (1...``maxChangesLimit``); nil for the server's default.
-    public var maxChanges: Int?
+    package var maxChanges: Int?
 
     /// Creates a pull request body.
-    public init(knowledge: Knowledge, maxChanges: Int? = nil) {
+    package init(knowledge: Knowledge, maxChanges: Int? = nil) {
         self.knowledge = knowledge
         self.maxChanges = maxChanges
     }
 
     /// Reads a pull request body, naming the field at fault.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)``.
-    public static func decode(json data: Data) throws -> PullRequestBody {
+    package static func decode(json data: Data) throws -> PullRequestBody {
         // JSONDecoder reads `null` as an absent optional field, and says only "not valid JSON" for a number it cannot
         // represent (a seq of 2^64, -1, 1.5): both are checked on the parsed tree, naming the field. Unknown fields
         // are ignored, as JSONDecoder ignores them.
@@ -287,20 +287,20 @@ public struct PullRequestBody: Sendable, Equatable, Codable {
 }
 
 /// A problem report (RFC 9457) as the sync server sends it with every error (`application/problem+json`).
-public struct ProblemDetails: Sendable, Equatable, Codable {
+package struct ProblemDetails: Sendable, Equatable, Codable {
     /// A URI naming the kind of problem, for example `urn:readersync:problem:unauthorized`.
-    public var type: String
+    package var type: String
     /// A short summary of the kind of problem.
-    public var title: String
+    package var title: String
     /// The HTTP status code.
-    public var status: Int
+    package var status: Int
     /// What went wrong this time, as one line.
-    public var detail: String
+    package var detail: String
     /// The comment at fault, for a refused comment change.
-    public var comment: String?
+    package var comment: String?
 
     /// Creates a problem report.
-    public init(type: String, title: String, status: Int, detail: String, comment: String? = nil) {
+    package init(type: String, title: String, status: Int, detail: String, comment: String? = nil) {
         self.type = type
         self.title = title
         self.status = status
@@ -310,20 +310,20 @@ public struct ProblemDetails: Sendable, Equatable, Codable {
 }
 
 /// The media types and header names of the HTTP sync protocol (`Schemas/openapi.yaml`).
-public enum SyncHTTP {
+package enum SyncHTTP {
     /// A bundle body.
-    public static let bundleMediaType = "application/vnd.readersync.bundle"
+    package static let bundleMediaType = "application/vnd.readersync.bundle"
     /// A JSON body.
-    public static let jsonMediaType = "application/json"
+    package static let jsonMediaType = "application/json"
     /// An error body.
-    public static let problemMediaType = "application/problem+json"
+    package static let problemMediaType = "application/problem+json"
     /// The pull response header that says whether the page is the last (`true` or `false`).
-    public static let completeHeader = "ReaderSync-Complete"
+    package static let completeHeader = "ReaderSync-Complete"
     /// The prefix of every problem type URI.
-    public static let problemTypePrefix = "urn:readersync:problem:"
+    package static let problemTypePrefix = "urn:readersync:problem:"
 
     /// The bare media type of a `Content-Type` value: lowercased, parameters dropped.
-    public static func mediaType(_ contentType: String?) -> String? {
+    package static func mediaType(_ contentType: String?) -> String? {
         guard let contentType else { return nil }
         let bare = contentType.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
         let trimmed = bare.trimmingCharacters(in: .whitespaces).lowercased()

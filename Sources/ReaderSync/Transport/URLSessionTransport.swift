@@ -113,11 +113,11 @@ public struct URLSessionTransport: SyncTransport {
             guard retries < retry.maxRetries else {
                 let tries = retry.maxRetries == 1 ? "1 retry" : "\(retry.maxRetries) retries"
                 let refuses = retry.maxRetries == 0 ? "refused" : "still refuses after \(tries)"
-                throw ReaderSyncError.transport(
+                throw ReaderSyncError.server(status: response.status,
                     "\(server) \(refuses) (\(response.status)): \(detail); try again in \(seconds) s")
             }
             guard delay <= retry.maxDelay else {
-                throw ReaderSyncError.transport(
+                throw ReaderSyncError.server(status: response.status,
                     "\(server) refused (\(response.status)): \(detail); it asks to wait \(seconds) s, longer than this client waits (\(Int(retry.maxDelay)) s); try again later")
             }
             retries += 1

@@ -34,7 +34,7 @@ public struct ProblemError: HTTPResponseError, Sendable, CustomStringConvertible
     }
 
     /// The problem body.
-    public var details: ProblemDetails {
+    package var details: ProblemDetails {
         ProblemDetails(type: SyncHTTP.problemTypePrefix + slug, title: title, status: status.code, detail: detail,
                        comment: comment)
     }

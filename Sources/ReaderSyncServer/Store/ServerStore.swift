@@ -182,7 +182,8 @@ public struct ServerStoreError: Error, Sendable, Equatable, CustomStringConverti
         case .invalidValue(let m): self.init(.invalidValue, m)
         case .missingChanges(let m): self.init(.missingChanges, m)
         case .clockSkew(let m): self.init(.clockSkew, m)
-        case .incompatibleReplica(let m), .storage(let m), .transport(let m), .busy(let m), .diskFull(let m), .corrupt(let m):
+        case .incompatibleReplica(let m), .storage(let m), .transport(let m), .busy(let m), .diskFull(let m), .corrupt(let m),
+             .server(_, let m):
             self.init(.storage, m)
         }
     }

@@ -16,9 +16,9 @@ func syncWithServer(replica: Replica, url: String, token: String?, json: Bool, r
     let report: ServerSyncReport
     do {
         report = try await replica.sync(using: transport, progress: onPage)
-    } catch ReaderSyncError.transport(let message) where message.contains("(401:") {
+    } catch ReaderSyncError.server(401, let message) {
         // The server does not know the token (mistyped, or revoked): only its operator can issue a new one.
-        throw ReaderSyncError.transport(
+        throw ReaderSyncError.server(status: 401,
             "\(message); get a new token from the server's operator and pass it with --token or READERSYNC_TOKEN")
     }
     reporter.finish()
