@@ -207,4 +207,22 @@ final class MessageTests {
         #expect(try box.dump("d.db") == box.dump("r.db"))
         expectError(try box.run("fetch-bodies", "--db", "d.db", "ftp://example.org", "--token", "x"), mentions: ["http://"])
     }
+
+    @Test("server sync --progress: a pull of several pages shows changes of the total and a percentage",
+          .timeLimit(.minutes(10)))
+    func serverSyncPullFraction() throws {
+        let server = try LiveServer(box: box)
+        try box.ok("init", "--db", "editor.db", "--account", "alice")
+        try box.write("feed.jsonl", pagingFeed(2_500))
+        try box.ok("import", "--db", "editor.db", "feed.jsonl")
+        try box.ok("sync", "--db", "editor.db", server.url, "--token", server.token)
+        // A new device pulls the 2,500 articles in pages of 2,000 (the server's default).
+        try box.ok("init", "--db", "phone.db", "--account", "alice")
+        let synced = try box.run("sync", "--db", "phone.db", server.url, "--token", server.token, "--progress")
+        #expect(synced.status == 0, "\(synced)")
+        #expect(synced.stderrLines.contains { $0.hasPrefix("pulling: 1 page, 2,000 of 2,500 changes (80%), ") }, "\(synced)")
+        #expect(synced.stderrLines.contains { $0.hasPrefix("pulling: 2 pages, 2,500 changes, ") && $0.contains("done in") },
+                "\(synced)")
+        #expect(try box.dump("phone.db") == box.dump("editor.db"))
+    }
 }

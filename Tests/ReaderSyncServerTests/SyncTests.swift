@@ -3,6 +3,7 @@ import Hummingbird
 import HummingbirdTesting
 import ReaderSync
 import ReaderSyncServer
+import Synchronization
 import Testing
 
 /// Replicas syncing through the server until they converge: the project's signature test, over a real socket
@@ -192,6 +193,58 @@ struct SyncTests {
             #expect(report.pulled.pages == 4)
             await #expect(try alice.status().logEntries == visible)
             await #expect(try alice.canonicalDump() == (try await fixture.store.canonicalDump(account: "alice")))
+        }
+    }
+
+    @Test("Pull pages say how many changes remain: the progress fraction rises to 1, and the CLI shows it")
+    func pullProgressFraction() async throws {
+        let fixture = try await Fixture(articleCount: 30)
+        let alice = try Replica.inMemory(account: "alice")
+        try await fixture.app().test(.router) { client in
+            let transport = routerTransport(client, token: fixture.alice.token)
+            let first = try await transport.pull(knowledge: Knowledge(), maxChanges: 7)
+            #expect(first.remainingChanges == 23 && !first.isComplete)
+
+            let steps = Mutex<[ServerSyncProgress]>([])
+            _ = try await alice.sync(using: transport, options: ServerSyncOptions(pullPageChanges: 7)) { step in
+                steps.withLock { $0.append(step) }
+            }
+            let pulls = steps.withLock { $0 }.filter { $0.phase == .pulling }
+            #expect(pulls.map(\.changes) == [7, 14, 21, 28, 30])
+            #expect(pulls.map(\.remainingChanges) == [23, 16, 9, 2, 0])
+            let fractions = pulls.compactMap(\.fractionCompleted)
+            #expect(fractions.count == 5 && fractions.last == 1)
+            #expect(zip(fractions, fractions.dropFirst()).allSatisfy { $0 < $1 })
+            #expect(abs((fractions.first ?? 0) - 7.0 / 30.0) < 1e-9)
+
+            // Nothing left: the last page says 0 and is complete.
+            let last = try await transport.pull(knowledge: try alice.knowledge(), maxChanges: 7)
+            #expect(last.isComplete && last.remainingChanges == 0)
+        }
+    }
+
+    @Test("A scheduler made for a server shows each page's progress and the last sync's report in its status")
+    func schedulerShowsProgress() async throws {
+        let fixture = try await Fixture(articleCount: 30)
+        let alice = try Replica.inMemory(account: "alice")
+        try await fixture.app().test(.router) { client in
+            let scheduler = SyncScheduler(replica: alice, transport: routerTransport(client, token: fixture.alice.token),
+                                          options: ServerSyncOptions(pullPageChanges: 7), clock: ContinuousClock())
+            var updates = await scheduler.statusUpdates().makeAsyncIterator()
+            await scheduler.start()
+            var seen: [SyncSchedulerStatus] = []
+            while let status = await updates.next() {
+                seen.append(status)
+                if status.state == .idle && status.lastReport != nil { break }
+            }
+            await scheduler.stop()
+            let pulling = seen.compactMap(\.progress).filter { $0.phase == .pulling }
+            #expect(pulling.map(\.changes) == [7, 14, 21, 28, 30])
+            #expect(pulling.compactMap(\.fractionCompleted).last == 1)
+            let done = try #require(seen.last)
+            #expect(done.progress == nil)
+            #expect(done.lastReport?.pulled.changes == 30 && done.lastReport?.pulled.pages == 5)
+            await #expect(try alice.status().articles == 30)
         }
     }
 

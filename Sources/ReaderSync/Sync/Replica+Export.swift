@@ -63,6 +63,34 @@ extension Replica {
         return (reader, BundleExportSummary(header: reader.header, bytes: reader.totalBytes, isComplete: complete))
     }
 
+    /// How many change-log entries an export for `theirs` (to a replica of `account`) would carry in all, over
+    /// every page: one index range count per origin and scope. The reference server sends it with each pull page
+    /// (less the page's changes) so that clients can show a fraction.
+    package func changeCount(missingFrom theirs: Knowledge, account: String?) throws -> Int {
+        try read("count missing changes") { db in
+            let tx = StoreTransaction(db)
+            let count = try db.cachedStatement(sql: """
+                SELECT count(*) FROM change_log
+                WHERE origin_id = ? AND seq > ? AND seq <= ? AND (entity = \(EntityKind.readState.rawValue)) = ?
+                """)
+            var total = 0
+            for row in try Row.fetchAll(db, sql: "SELECT origin_id, scope, seq FROM knowledge") {
+                try Cancellation.check()
+                let origin = try tx.origin(row: row[0])
+                guard let scope = ChangeScope(rawValue: UInt8(clamping: row[1] as Int)) else {
+                    throw ReaderSyncError.storage("knowledge table is corrupt")
+                }
+                if scope == .private && !(account.map { $0.utf8.elementsEqual(origin.account.utf8) } ?? false) { continue }
+                let mine = UInt64(bitPattern: row[2])
+                let have = theirs.seq(origin: origin.replica, account: origin.account, scope: scope)
+                guard mine > have else { continue }
+                total += try Int.fetchOne(count, arguments: [origin.row, Int64(bitPattern: have), Int64(bitPattern: mine),
+                                                             scope == .private]) ?? 0
+            }
+            return total
+        }
+    }
+
     func prepareExport(for theirs: Knowledge, receiver: ExportReceiver, maxChanges: Int?,
                        maxBytes: Int?, progress: ProgressHandler? = nil) throws -> (BundleWriter, Bool) {
         if let maxChanges, maxChanges < 1 {

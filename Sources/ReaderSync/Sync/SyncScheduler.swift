@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 /// When a ``SyncScheduler`` syncs, and how it backs off.
 public struct SyncPolicy: Sendable, Equatable {
@@ -72,6 +73,12 @@ public struct SyncSchedulerStatus: Sendable, Equatable {
     /// When the next attempt is due, by the scheduler's clock (time since it started); nil while syncing, or when
     /// only a trigger can start one.
     public var nextAttemptAt: Duration?
+    /// While a server sync runs (a scheduler made with ``SyncScheduler/init(replica:transport:options:policy:clock:random:)``):
+    /// its latest step — direction, pages, changes and bytes so far, and the pull's
+    /// ``ServerSyncProgress/fractionCompleted``. Nil between syncs.
+    public var progress: ServerSyncProgress?
+    /// What the last successful server sync moved each way (pages, changes, bytes), for such a scheduler.
+    public var lastReport: ServerSyncReport?
 }
 
 /// Syncs automatically, the way an app needs it: soon after local changes (debounced), on a timer, and on demand;
@@ -118,8 +125,34 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
         self.perform = sync
     }
 
+    /// Creates a scheduler that syncs `replica` with a server through `transport`, and shows each sync's
+    /// progress (``SyncSchedulerStatus/progress``) and result (``SyncSchedulerStatus/lastReport``) in its status.
+    public init(replica: Replica, transport: any SyncTransport, options: ServerSyncOptions = ServerSyncOptions(),
+                policy: SyncPolicy = SyncPolicy(), clock: C,
+                random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) }) {
+        let box = SchedulerReference<C>()
+        self.init(policy: policy, clock: clock, random: random) {
+            let report = try await replica.sync(using: transport, options: options, step: { step in
+                await box.scheduler?.noteProgress(step)
+            })
+            await box.scheduler?.finish(report)
+        }
+        box.scheduler = self
+    }
+
     /// The current status.
     public var currentStatus: SyncSchedulerStatus { status }
+
+    /// A step of the running sync: shown before the sync goes on.
+    private func noteProgress(_ step: ServerSyncProgress) {
+        guard status.state == .syncing else { return }
+        status.progress = step
+        publish()
+    }
+
+    private func finish(_ report: ServerSyncReport) {
+        status.lastReport = report
+    }
 
     /// Every status from now on, starting with the current one.
     public func statusUpdates() -> AsyncStream<SyncSchedulerStatus> {
@@ -243,6 +276,7 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
         publish()
         do {
             try await perform()
+            status.progress = nil
             lastAttemptEnd = clock.now
             lastFailureEnd = nil
             status.consecutiveFailures = 0
@@ -251,6 +285,7 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
             if let started { status.lastSuccessAfter = started.duration(to: clock.now) }
             status.state = .idle
         } catch {
+            status.progress = nil
             lastAttemptEnd = clock.now
             lastFailureEnd = clock.now
             status.consecutiveFailures += 1
@@ -277,5 +312,19 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
             return (400..<500).contains(status) && status != 408 && status != 429
         default: return false
         }
+    }
+}
+
+/// Lets a scheduler's sync closure, made before the scheduler exists, reach it — weakly: the scheduler holds the
+/// closure that holds this box.
+private final class SchedulerReference<C: Clock>: Sendable where C.Duration == Duration {
+    private struct Weak {
+        weak var value: SyncScheduler<C>?
+    }
+    private let reference = Mutex(Weak())
+
+    var scheduler: SyncScheduler<C>? {
+        get { reference.withLock { $0.value } }
+        set { reference.withLock { $0.value = newValue } }
     }
 }

@@ -93,9 +93,11 @@ package struct HTTPSyncTransport: SyncTransport {
         let request = SyncHTTPRequest(method: "POST", path: "v1/sync/pull",
                                       headers: ["Content-Type": SyncHTTP.jsonMediaType], body: body)
         let response = try await exchange(request, expecting: SyncHTTP.bundleMediaType)
+        // Optional, for progress only: a missing or unreadable count is ignored.
+        let remaining = response.header(SyncHTTP.remainingHeader).flatMap { Int($0) }.flatMap { $0 >= 0 ? $0 : nil }
         switch response.header(SyncHTTP.completeHeader)?.lowercased() {
-        case "true": return PullPage(bundle: response.body, isComplete: true)
-        case "false": return PullPage(bundle: response.body, isComplete: false)
+        case "true": return PullPage(bundle: response.body, isComplete: true, remainingChanges: 0)
+        case "false": return PullPage(bundle: response.body, isComplete: false, remainingChanges: remaining)
         default:
             throw ReaderSyncError.transport(
                 "\(serverDescription) sent a pull page without a valid \(SyncHTTP.completeHeader) header; is it a ReaderSync server?")

@@ -36,6 +36,27 @@ public struct ServerSyncProgress: Sendable, Equatable {
     public var bytes: Int
     /// Whether this direction is done.
     public var isComplete: Bool
+    /// While pulling: the changes the server still holds for this replica after the pages so far, when the
+    /// server says (the reference server does); nil while pushing.
+    public var remainingChanges: Int?
+
+    /// The share of this direction done, 0…1: while pulling, changes so far against changes so far plus those
+    /// remaining (when the server says how many remain); 1 once the direction is complete; otherwise nil.
+    public var fractionCompleted: Double? {
+        if isComplete { return 1 }
+        guard let remainingChanges, changes + remainingChanges > 0 else { return nil }
+        return Double(changes) / Double(changes + remainingChanges)
+    }
+
+    /// Creates a progress value.
+    public init(phase: Phase, pages: Int, changes: Int, bytes: Int, isComplete: Bool, remainingChanges: Int? = nil) {
+        self.phase = phase
+        self.pages = pages
+        self.changes = changes
+        self.bytes = bytes
+        self.isComplete = isComplete
+        self.remainingChanges = remainingChanges
+    }
 }
 
 /// What a sync with a server moved each way.
@@ -87,6 +108,14 @@ extension Replica {
     ///   ``ReaderSyncError/invalidInput(_:)`` when the token belongs to another account.
     public func sync(using transport: any SyncTransport, options: ServerSyncOptions = ServerSyncOptions(),
                      progress: (@Sendable (ServerSyncProgress) -> Void)? = nil) async throws -> ServerSyncReport {
+        let step: (@Sendable (ServerSyncProgress) async -> Void)? = if let progress { { @Sendable step in progress(step) } } else { nil }
+        return try await sync(using: transport, options: options, step: step)
+    }
+
+    /// ``sync(using:options:progress:)`` with a progress handler the sync awaits after each page (the
+    /// ``SyncScheduler`` records each step on its actor before the sync goes on).
+    func sync(using transport: any SyncTransport, options: ServerSyncOptions,
+              step progress: (@Sendable (ServerSyncProgress) async -> Void)?) async throws -> ServerSyncReport {
         // Nothing moved since the last sync? One request says so (`POST /v1/sync/check`).
         let digest = try await knowledge().digest(account: account)
         if let check = try await transport.check(digest: digest) {
@@ -113,7 +142,7 @@ extension Replica {
     }
 
     private func push(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
-                      progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
+                      progress: (@Sendable (ServerSyncProgress) async -> Void)?) async throws {
         var theirs = try await transport.knowledge()
         let held = theirs
         report.identityChange = try await offload { try self.checkIdentity(against: held, peer: "the server") }
@@ -134,7 +163,7 @@ extension Replica {
             report.pushed.applied += answer.applied
             report.pushed.duplicates += answer.duplicates
             report.refused += answer.refused
-            progress?(ServerSyncProgress(phase: .pushing, pages: report.pushed.pages, changes: report.pushed.changes,
+            await progress?(ServerSyncProgress(phase: .pushing, pages: report.pushed.pages, changes: report.pushed.changes,
                                          bytes: report.pushed.bytes, isComplete: summary.isComplete))
             if summary.isComplete { break }
             let taken = summary.header.ranges.allSatisfy {
@@ -158,7 +187,7 @@ extension Replica {
     }
 
     private func pull(using transport: any SyncTransport, options: ServerSyncOptions, report: inout ServerSyncReport,
-                      progress: (@Sendable (ServerSyncProgress) -> Void)?) async throws {
+                      progress: (@Sendable (ServerSyncProgress) async -> Void)?) async throws {
         var mine = try await knowledge()
         while true {
             try Task.checkCancellation()
@@ -169,8 +198,9 @@ extension Replica {
             report.pulled.bytes += page.bundle.count
             report.pulled.applied += result.applied
             report.pulled.duplicates += result.duplicates
-            progress?(ServerSyncProgress(phase: .pulling, pages: report.pulled.pages, changes: report.pulled.changes,
-                                         bytes: report.pulled.bytes, isComplete: page.isComplete))
+            await progress?(ServerSyncProgress(phase: .pulling, pages: report.pulled.pages, changes: report.pulled.changes,
+                                         bytes: report.pulled.bytes, isComplete: page.isComplete,
+                                         remainingChanges: page.isComplete ? 0 : page.remainingChanges))
             if page.isComplete { break }
             let next = try await knowledge()
             guard next != mine else {

@@ -190,11 +190,15 @@ public struct PullPage: Sendable, Equatable {
     public var bundle: Data
     /// Whether the bundle holds everything the client lacked; if not, pull again with the new knowledge.
     public var isComplete: Bool
+    /// How many changes the server still held for the client after this page, when it said
+    /// (`ReaderSync-Remaining` header): what a progress bar needs. Nil from servers that do not say.
+    public var remainingChanges: Int?
 
     /// Creates a page.
-    public init(bundle: Data, isComplete: Bool) {
+    public init(bundle: Data, isComplete: Bool, remainingChanges: Int? = nil) {
         self.bundle = bundle
         self.isComplete = isComplete
+        self.remainingChanges = remainingChanges
     }
 }
 
@@ -319,6 +323,8 @@ package enum SyncHTTP {
     package static let problemMediaType = "application/problem+json"
     /// The pull response header that says whether the page is the last (`true` or `false`).
     package static let completeHeader = "ReaderSync-Complete"
+    /// The pull response header with the number of changes the server still holds for the client after the page.
+    package static let remainingHeader = "ReaderSync-Remaining"
     /// The prefix of every problem type URI.
     package static let problemTypePrefix = "urn:readersync:problem:"
 

@@ -85,6 +85,9 @@ struct SyncController {
         if let complete = HTTPFields.Element.Name(SyncHTTP.completeHeader) {
             headers[complete] = page.isComplete ? "true" : "false"
         }
+        if let remaining = page.remainingChanges, let name = HTTPFields.Element.Name(SyncHTTP.remainingHeader) {
+            headers[name] = String(remaining)
+        }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: page.bundle)))
     }
 

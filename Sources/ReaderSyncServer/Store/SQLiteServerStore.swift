@@ -252,9 +252,13 @@ public final class SQLiteServerStore: ServerStore {
     public func pull(knowledge: Knowledge, for account: ServerAccount, maxChanges: Int) async throws -> PullPage {
         let replica = replica
         return try await offload {
+            let missing = try replica.changeCount(missingFrom: knowledge, account: account.name)
             let (data, summary) = try replica.exportBundleData(for: knowledge, account: account.name, maxChanges: maxChanges,
                                                                maxBytes: Self.maxPullPageBytes)
-            return PullPage(bundle: data, isComplete: summary.isComplete)
+            // Counted before the export, outside its read: a push landing between them only makes the count stale
+            // by that push, and the count is for progress only.
+            let remaining = summary.isComplete ? 0 : max(0, missing - Int(summary.header.changeCount))
+            return PullPage(bundle: data, isComplete: summary.isComplete, remainingChanges: remaining)
         }
     }
 

@@ -159,10 +159,17 @@ final class ProgressReporter: Sendable {
         return "\(direction)\(step.phase.rawValue): " + parts.joined(separator: ", ")
     }
 
-    /// `pushing: page 3, 6,000 changes, 2.1 MiB, 1.2 MiB/s`.
+    /// `pulling: 3 pages, 6,000 of 20,000 changes (30%), 2.1 MiB, 1.2 MiB/s` (the total when the server says how
+    /// many remain), `pushing: 3 pages, 6,000 changes, 2.1 MiB, 1.2 MiB/s`.
     static func describe(_ step: ServerSyncProgress, elapsed: Double) -> String {
-        var parts = [Format.count(step.pages, "page"), "\(Format.grouped(step.changes)) \(step.changes == 1 ? "change" : "changes")",
-                     Format.bytes(step.bytes)]
+        let changes: String
+        if let remaining = step.remainingChanges, !step.isComplete, remaining > 0 {
+            let total = step.changes + remaining
+            changes = "\(Format.grouped(step.changes)) of \(Format.grouped(total)) changes (\(percent(step.changes, total)))"
+        } else {
+            changes = "\(Format.grouped(step.changes)) \(step.changes == 1 ? "change" : "changes")"
+        }
+        var parts = [Format.count(step.pages, "page"), changes, Format.bytes(step.bytes)]
         if elapsed >= 0.05 {
             parts.append("\(Format.grouped(Int(Double(step.changes) / elapsed))) changes/s")
             parts.append("\(Format.bytes(Int64(Double(step.bytes) / elapsed)))/s")
