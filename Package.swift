@@ -31,6 +31,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         // Already in the graph through HummingbirdTesting: the TLS tests sync through it with a trusted test root.
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        // A build-time plugin only (`swift package generate-documentation`): the DocC catalog of ReaderSync is
+        // built, warnings as errors, by Tools/scripts/docs.sh in CI. No target links it.
+        .package(url: "https://github.com/swiftlang/swift-docc-plugin.git", from: "1.5.0"),
     ],
     targets: [
         // zlib, as the system provides it; the shim wraps the init macros.

@@ -129,13 +129,13 @@ struct ByteString: Hashable, Comparable, Sendable, CustomStringConvertible {
 }
 
 /// The rules for article and comment ids (and the other keys changes name): see `Schemas/merge-rules.md`.
-public enum Keys {
+package enum Keys {
     /// The longest id, in UTF-8 bytes.
-    public static let maxIDBytes = 512
+    package static let maxIDBytes = 512
 
     /// Why `id` is not an acceptable article or comment id, or nil when it is: 1…512 bytes of UTF-8, not only
     /// white space, and no control characters (U+0000–U+001F, U+007F–U+009F).
-    public static func problem(withID id: String) -> String? {
+    package static func problem(withID id: String) -> String? {
         let utf8 = id.utf8
         if utf8.isEmpty { return "is empty" }
         if utf8.count > maxIDBytes { return "is \(utf8.count) bytes long (limit \(maxIDBytes))" }
@@ -174,7 +174,7 @@ public enum Keys {
     /// The account a comment id is bound to: the part before the first `:` when that part is a valid
     /// account name (`alice:3f2a…` is bound to `alice`). Ids minted by ReaderSync are always bound;
     /// a creation of a bound id counts only when it comes from a replica of that account.
-    public static func boundAccount(ofCommentID id: String) -> String? {
+    package static func boundAccount(ofCommentID id: String) -> String? {
         guard let colon = id.utf8.firstIndex(of: 0x3A) else { return nil }
         let prefix = String(decoding: id.utf8[id.utf8.startIndex..<colon], as: UTF8.self)
         return Account.isValid(prefix) ? prefix : nil

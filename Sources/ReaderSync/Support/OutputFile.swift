@@ -7,9 +7,9 @@ import Darwin
 
 /// Where a command may write a bundle or a knowledge file: never over a replica or another file it did not make,
 /// unless told to (`Schemas/merge-rules.md` does not cover files; the CLI's `--force` does).
-public enum OutputFile {
+package enum OutputFile {
     /// What is about to be written.
-    public enum Kind: Sendable {
+    package enum Kind: Sendable {
         /// A bundle (`bundle export --out`).
         case bundle
         /// A knowledge file (`knowledge --out`).
@@ -22,7 +22,7 @@ public enum OutputFile {
     /// (replaced), or `force` is set. A ReaderSync replica, a directory, or `replicaPath` itself (the replica
     /// being read) are refused even with `force`.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)`` naming the file and what to do.
-    public static func check(_ url: URL, kind: Kind, force: Bool, replicaPath: String?) throws {
+    package static func check(_ url: URL, kind: Kind, force: Bool, replicaPath: String?) throws {
         let path = url.path(percentEncoded: false)
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { return }
@@ -52,7 +52,7 @@ public enum OutputFile {
 
     /// Writes `data` to `url` through a temporary file beside it, renamed over it once complete.
     /// - Throws: ``ReaderSyncError/storage(_:)`` naming the file.
-    public static func write(_ data: Data, to url: URL) throws {
+    package static func write(_ data: Data, to url: URL) throws {
         let path = url.path(percentEncoded: false)
         let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).\(UUID().uuidString.prefix(8)).tmp")
         do {
