@@ -162,6 +162,33 @@ struct ChangeLogTests {
         #expect(event?.origin == .local)
     }
 
+    @Test("a reader that falls behind loses no event: waiting events merge, in order, never dropped")
+    func slowReaderLosesNothing() async throws {
+        let target = try Replica.inMemory(account: "alice")
+        try await target.upsertArticles((0..<600).map { sampleArticle("s\($0)") } + [sampleArticle("last")])
+        let stream = target.events()
+        // 600 local events and, between them, merged ones, all while nobody reads.
+        let peer = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "p"))
+        try await peer.upsertArticles([sampleArticle("peer-0")])
+        for i in 0..<600 {
+            try await target.markRead("s\(i)")
+            if i % 150 == 0 {
+                try await peer.save("peer-0")
+                try await target.applyBundle(data: try peer.exportBundleData(for: target.knowledge(), account: "alice").data)
+            }
+        }
+        try await target.markRead("last")  // the last event: once it is read, everything before it was
+        var read = Set<String>()
+        var events = 0
+        for await event in stream {
+            events += 1
+            read.formUnion(event.readStateArticleIDs)
+            if event.readStateArticleIDs.contains("last") { break }
+        }
+        #expect(read == Set((0..<600).map { "s\($0)" } + ["peer-0", "last"]))
+        #expect(events < 20, "consecutive events merged while the reader was away")
+    }
+
     @Test func mergedBundlesProduceOneEventNamingWhatChanged() async throws {
         let other = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "o"))
         try await replica.markRead(mainArticle)

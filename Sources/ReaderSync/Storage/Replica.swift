@@ -321,28 +321,114 @@ public struct ReplicaEvent: Sendable, Equatable {
 }
 
 final class Observers: Sendable {
-    private let continuations = Mutex<[UUID: AsyncStream<ReplicaEvent>.Continuation]>([:])
+    private struct Subscriber {
+        weak var queue: EventQueue?
+    }
+    private let subscribers = Mutex<[Subscriber]>([])
 
-    func add(_ continuation: AsyncStream<ReplicaEvent>.Continuation) {
-        let id = UUID()
-        continuation.onTermination = { [weak self] _ in
-            self?.continuations.withLock { _ = $0.removeValue(forKey: id) }
+    /// A new subscriber's queue; it is dropped from the list once its stream is gone.
+    func add() -> EventQueue {
+        let queue = EventQueue()
+        subscribers.withLock { list in
+            list.removeAll { $0.queue == nil }
+            list.append(Subscriber(queue: queue))
         }
-        continuations.withLock { $0[id] = continuation }
+        return queue
     }
 
     func send(_ event: ReplicaEvent) {
         guard event.isTruncated || !(event.articleIDs.isEmpty && event.commentIDs.isEmpty && event.readStateArticleIDs.isEmpty) else { return }
-        for continuation in continuations.withLock({ Array($0.values) }) { continuation.yield(event) }
+        for queue in subscribers.withLock({ $0.compactMap(\.queue) }) { queue.push(event) }
+    }
+}
+
+/// One subscriber's events, waiting to be read. A subscriber that falls behind never loses one: consecutive
+/// events of the same origin merge into one, and past ``maxQueued`` waiting events everything waiting merges
+/// into one (`.merged`, the ids of all, ``ReplicaEvent/isTruncated`` once they exceed
+/// ``ReplicaEvent/maxListedIDs``).
+final class EventQueue: Sendable {
+    private struct State {
+        var events: [ReplicaEvent] = []
+        var waiter: CheckedContinuation<ReplicaEvent?, Never>?
+        var finished = false
+    }
+    private let state = Mutex(State())
+    static let maxQueued = 64
+
+    func push(_ event: ReplicaEvent) {
+        let waiter = state.withLock { state -> CheckedContinuation<ReplicaEvent?, Never>? in
+            guard !state.finished else { return nil }
+            if let waiter = state.waiter {
+                state.waiter = nil
+                return waiter
+            }
+            if let last = state.events.indices.last, state.events[last].origin == event.origin {
+                state.events[last].absorb(event)
+            } else if state.events.count >= Self.maxQueued {
+                var all = state.events.removeFirst()
+                for waiting in state.events { all.absorb(waiting) }
+                all.absorb(event)
+                state.events = [all]
+            } else {
+                state.events.append(event)
+            }
+            return nil
+        }
+        waiter?.resume(returning: event)
+    }
+
+    /// The next event, waiting for one; nil once finished.
+    func next() async -> ReplicaEvent? {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<ReplicaEvent?, Never>) in
+                let ready = state.withLock { state -> ReplicaEvent?? in
+                    if !state.events.isEmpty { return .some(state.events.removeFirst()) }
+                    if state.finished { return .some(nil) }
+                    state.waiter = continuation
+                    return .none
+                }
+                if let ready { continuation.resume(returning: ready) }
+            }
+        } onCancel: {
+            finish()
+        }
+    }
+
+    /// Ends the stream: a waiting reader gets nil.
+    func finish() {
+        let waiter = state.withLock { state -> CheckedContinuation<ReplicaEvent?, Never>? in
+            state.finished = true
+            defer { state.waiter = nil }
+            return state.waiter
+        }
+        waiter?.resume(returning: nil)
+    }
+}
+
+extension ReplicaEvent {
+    /// Takes in a later event: the ids of both; `.merged` when the origins differ; truncated past
+    /// ``maxListedIDs``.
+    mutating func absorb(_ other: ReplicaEvent) {
+        if other.origin != origin { origin = .merged }
+        articleIDs.formUnion(other.articleIDs)
+        commentIDs.formUnion(other.commentIDs)
+        readStateArticleIDs.formUnion(other.readStateArticleIDs)
+        isTruncated = isTruncated || other.isTruncated
+            || articleIDs.count + commentIDs.count + readStateArticleIDs.count > Self.maxListedIDs
     }
 }
 
 extension Replica {
     /// A stream of events, one per committed mutation or merged bundle that changed something, so an app can
-    /// refresh what it shows. Events from other processes using the same file are not seen.
+    /// refresh what it shows. Events from other processes using the same file are not seen (use the live
+    /// queries, ``observeFeed(_:pollInterval:)``, for those).
+    ///
+    /// Nothing is dropped: while the reader is busy, consecutive events of the same origin merge into one (the
+    /// union of their ids), and a reader far behind gets everything waiting merged into one event — its ids
+    /// may then be a superset, and past ``ReplicaEvent/maxListedIDs`` it says ``ReplicaEvent/isTruncated``
+    /// (refresh everything). The stream ends when the task reading it is cancelled.
     public func events() -> AsyncStream<ReplicaEvent> {
-        let (stream, continuation) = AsyncStream<ReplicaEvent>.makeStream(bufferingPolicy: .bufferingNewest(256))
-        observers.add(continuation)
-        return stream
+        let queue = observers.add()
+        return AsyncStream(unfolding: { await queue.next() }, onCancel: { queue.finish() })
     }
 }

@@ -170,7 +170,7 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) async throws -> [Fi
     let setup = "device replica of \(corpus.count) articles (2-4 KB bodies) applied from an editor's replica, \(read.count) (70%) "
         + "marked read in a seeded order; budget \(budgetText), unread kept 7 days (the last 2% of the corpus, which spans 347 days)"
     let evictedText = String(format: "%d bodies evicted (%.1f MB of text)", report.evicted, Double(report.evictedBodyBytes) / 1e6)
-    let vacuumed = autoVacuum != 2 && report.fileBytes < report.bytesAfter
+    let vacuumed = autoVacuum != 2 && fileAfter < fileBefore  // the file shrank: a VACUUM ran
     let reclaim = autoVacuum == 2 ? "returned the free pages by PRAGMA incremental_vacuum"
         : "the file had auto_vacuum \(autoVacuum), not INCREMENTAL, so " + (vacuumed ? "it ran a full VACUUM (over a quarter of the pages were free)" : "no pages went back to the file system")
     return [
