@@ -10,7 +10,7 @@ extension Replica {
     }
 
     /// Stores a storage budget in this replica (nil removes it). It is enforced after each sync and by
-    /// ``enforceStorageBudget()``; setting it evicts nothing by itself.
+    /// ``enforceStorageBudget()-4en2o``; setting it evicts nothing by itself.
     /// - Throws: ``ReaderSyncError/invalidInput(_:)`` on a server replica: a server keeps every body, since it is
     ///   where devices fetch evicted ones back.
     public func setStorageBudget(_ budget: StorageBudget?) throws {
@@ -183,8 +183,9 @@ extension Replica {
     }
 
     /// Brings back, from `peer`, every body this replica lacks and the peer holds in the same version.
+    /// - Parameter peer: another replica, opened in this process.
     /// - Parameter includeEvicted: also the bodies this replica evicted itself (false: only those it received by
-    ///   reference). ``sync(with:progress:)`` passes false while a storage budget is set, so a sync does not bring
+    ///   reference). ``sync(with:progress:)-9sjtq`` passes false while a storage budget is set, so a sync does not bring
     ///   back what the budget just removed.
     @discardableResult
     public func fillBodies(from peer: Replica, includeEvicted: Bool = true) throws -> BodyFillReport {

@@ -2,7 +2,7 @@ public import Foundation
 
 /// How much disk a replica may use, and which bodies stay whatever the budget.
 ///
-/// When the replica is over budget (after a sync, or on ``Replica/enforceStorageBudget()``), it evicts the bodies
+/// When the replica is over budget (after a sync, or on ``Replica/enforceStorageBudget()-4en2o``), it evicts the bodies
 /// of articles that are read and not saved, least recently opened first, then of unread articles older than
 /// ``keepUnreadFor``. Titles, metadata, read states and comments always stay; so do saved articles' bodies.
 /// Eviction is replica-local: it records no change and moves no knowledge (`Schemas/store-schema.md`, "Bodies
@@ -71,7 +71,7 @@ public enum BodyState: String, Sendable, Codable, Equatable {
     /// The body is here.
     case held
     /// This replica evicted it to stay within its storage budget; the title, metadata, read state and comments
-    /// stay. Get it back from the server (``Replica/fetchBodies(_:using:)``) or a peer (``Replica/sync(with:progress:)``).
+    /// stay. Get it back from the server (``Replica/fetchBodies(_:using:)``) or a peer (``Replica/sync(with:progress:)-9sjtq``).
     case evicted
     /// The replica received the article from a peer that had evicted the body (it came by reference); get it
     /// the same way as an evicted one.

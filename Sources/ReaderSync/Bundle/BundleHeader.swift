@@ -54,7 +54,7 @@ public struct BundleAcknowledgement: Sendable, Hashable {
 
 /// What a bundle's header says: who wrote it, which changes it covers, and how to check its payload.
 ///
-/// ``BundleReader`` only hands out a header after checking the header's own CRC-32, its limits and
+/// `BundleReader` only hands out a header after checking the header's own CRC-32, its limits and
 /// its tables, that the file holds exactly `payloadLength` payload bytes, and that their CRC-32 is
 /// `checksum`. The changes themselves are validated as they are read.
 public struct BundleHeader: Sendable, Equatable {
@@ -90,7 +90,7 @@ public struct BundleHeader: Sendable, Equatable {
     /// The format version this build writes.
     public static var currentFormatVersion: UInt16 { BundleFormat.currentVersion }
 
-    /// Creates a header. Only ``BundleWriter`` and tests need this; readers get headers from ``BundleReader``.
+    /// Creates a header. Only `BundleWriter` and tests need this; readers get headers from `BundleReader`.
     public init(formatVersion: UInt16 = BundleHeader.currentFormatVersion, schemaVersion: UInt16,
                 source: ReplicaID, account: String, writtenAtMillis: Int64? = nil, origins: [BundleOriginInfo],
                 ranges: [KnowledgeRange], acknowledgements: [BundleAcknowledgement] = [],

@@ -259,7 +259,7 @@ public struct ChangeLogEntry: Sendable, Hashable, Codable {
     /// The change.
     public var change: Change
     /// Where the entry sits in the log's order (write order: hybrid timestamp, then origin, then sequence
-    /// number); pass it as `after` to ``Replica/changeLog(after:limit:)`` to read the entries that follow.
+    /// number); pass it as `after` to ``Replica/changeLog(after:limit:)-9mfrc`` to read the entries that follow.
     public var cursor: String
     /// The account of the origin replica (the same as `change.account`).
     public var originAccount: String { change.account }

@@ -44,6 +44,7 @@ extension Replica {
     /// records nothing. A re-import of unchanged articles therefore writes nothing but a temporary table of the
     /// ids seen (which finds an id given twice, and is dropped at the end).
     ///
+    /// - Parameter reader: the articles to import (``ArticleReader`` over a file or data).
     /// - Parameter progress: called every 500 articles and once at the end (phase `.importing`).
     /// - Throws: ``ReaderSyncError/invalidImport(_:)`` naming the line or field at fault (including an id given
     ///   twice); ``ReaderSyncError/storage(_:)``. Nothing is recorded then.

@@ -90,7 +90,7 @@ extension Replica {
         return data
     }
 
-    /// Writes the canonical dump (see ``canonicalDump(account:)``) piece by piece to `sink`, reading rows as it
+    /// Writes the canonical dump (see `canonicalDump(account:)`) piece by piece to `sink`, reading rows as it
     /// goes: memory stays flat whatever the replica's size.
     public func writeCanonicalDump(account: String? = nil, bodies: DumpBodies = .text,
                                    to output: (Data) throws -> Void) throws {

@@ -57,11 +57,14 @@ extension Replica {
     /// One page of the feed: at most `limit` items after `cursor` (from the start when nil), in feed order
     /// (newest first, then by id), with this account's read state, filtered by `query`.
     ///
-    /// Unlike ``feed(_:)``, the `source` and `topic` filters match case-insensitively (Unicode case folding),
+    /// Unlike ``feed(_:)-8eccn``, the `source` and `topic` filters match case-insensitively (Unicode case folding),
     /// and `query.limit` is not used (`limit` is). Each page costs one index range scan from the cursor, so
     /// paging through a large feed never re-reads earlier pages.
     ///
     /// - Parameters:
+    ///   - query: the filters (unread, saved, source, topic).
+    ///   - cursor: ``FeedPage/next`` of the previous page; nil for the first page.
+    ///   - limit: at most this many items (1 or more).
     ///   - includeBodies: when false, every article's ``Article/body`` is empty and bodies are not read (a list
     ///     does not show them).
     /// - Throws: ``ReaderSyncError/invalidInput(_:)`` when `limit` is below 1.

@@ -171,7 +171,7 @@ public final class Replica: Sendable {
     /// Opens the replica at `url`, creating it for `account` when no file is there yet (an app's first launch).
     ///
     /// - Throws: ``ReaderSyncError/invalidInput(_:)`` when the file there belongs to another account;
-    ///   the errors of ``open(at:options:)`` and ``create(at:account:role:options:)``.
+    ///   the errors of ``open(at:options:)-(String,_)`` and ``create(at:account:role:options:)-(String,_,_,_)``.
     public static func openOrCreate(at url: URL, account: String, options: ReplicaOptions = ReplicaOptions()) throws -> Replica {
         let path = url.path
         guard FileManager.default.fileExists(atPath: path) else {

@@ -11,6 +11,7 @@ extension Replica {
     ///   another account's read state), ``ReaderSyncError/invalidValue(_:)`` (a value outside its field's rule),
     ///   ``ReaderSyncError/missingChanges(_:)`` (a gap),
     ///   ``ReaderSyncError/clockSkew(_:)``. Nothing changes then.
+    /// - Parameter url: the bundle file.
     /// - Parameter progress: called every 1000 changes read from the bundle and once at the end (phase
     ///   `.applying`, with the bundle's change count as `total` and its size as `totalBytes`).
     @discardableResult
@@ -19,7 +20,7 @@ extension Replica {
         return try apply(reader, policy: defaultPolicy, progress: progress)
     }
 
-    /// Merges an in-memory bundle. See ``applyBundle(at:)``.
+    /// Merges an in-memory bundle. See `applyBundle(at:)`.
     @discardableResult
     public func applyBundle(data: Data) throws -> BundleApplyResult {
         let reader = try Self.guarded("read bundle") { try BundleReader(data: data) }
@@ -243,6 +244,7 @@ extension Replica {
     /// if both belong to the same account) and, for the same account, identical dumps. No file is written: the
     /// bundles go from one to the other through memory (or an unnamed temporary file when large).
     ///
+    /// - Parameter peer: the other replica, opened in this process (another file, or in memory).
     /// - Parameter progress: told of each direction's export and apply, with ``OperationProgress/direction`` set.
     public func sync(with peer: Replica, progress: ProgressHandler? = nil) throws -> SyncReport {
         var changes: [IdentityChange] = []

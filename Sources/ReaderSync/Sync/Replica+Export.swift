@@ -16,6 +16,7 @@ extension Replica {
     /// Writes a bundle of the changes `theirs` lacks to `url` (through a temporary file renamed over it).
     ///
     /// - Parameters:
+    ///   - url: the bundle file to write.
     ///   - theirs: the receiver's knowledge; an empty ``Knowledge`` exports everything held.
     ///   - account: the receiver's account. Read state goes only to replicas of its own account: read state of
     ///     other accounts is never exported; pass nil to export no read state at all.
@@ -41,7 +42,7 @@ extension Replica {
     }
 
     /// Builds a bundle of the changes `theirs` lacks, in memory.
-    /// See ``exportBundle(to:for:account:receiver:maxChanges:maxBytes:)``.
+    /// See `exportBundle(to:for:account:receiver:maxChanges:maxBytes:)`.
     public func exportBundleData(for theirs: Knowledge, account: String?, receiver: ReplicaID? = nil,
                                  maxChanges: Int? = nil, maxBytes: Int? = nil) throws -> (data: Data, summary: BundleExportSummary) {
         try checkIdentity(against: theirs, peer: "the receiver")

@@ -87,7 +87,7 @@ public struct SyncSchedulerStatus: Sendable, Equatable {
 /// (``ReaderSyncError/forbidden(_:)``, ``ReaderSyncError/invalidInput(_:)``,
 /// ``ReaderSyncError/incompatibleReplica(_:)``) pause it at once.
 ///
-/// The clock is injected: ``ContinuousClock`` in an app, a manual clock in tests.
+/// The clock is injected: `ContinuousClock` in an app, a manual clock in tests.
 ///
 /// ```swift
 /// let scheduler = SyncScheduler(clock: ContinuousClock()) { _ = try await replica.sync(using: transport) }
@@ -116,6 +116,9 @@ public actor SyncScheduler<C: Clock> where C.Duration == Duration {
 
     /// Creates a scheduler that runs `sync` when due.
     /// - Parameters:
+    ///   - policy: when to sync and how to back off.
+    ///   - clock: the clock to wait on (`ContinuousClock` in an app, a manual clock in tests).
+    ///   - sync: one sync attempt; a thrown error counts as a failure.
     ///   - random: a source of numbers in 0..<1 for jitter (inject a fixed one in tests).
     public init(policy: SyncPolicy = SyncPolicy(), clock: C, random: @escaping @Sendable () -> Double = { Double.random(in: 0..<1) },
                 sync: @escaping @Sendable () async throws -> Void) {

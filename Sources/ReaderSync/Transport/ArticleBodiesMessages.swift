@@ -46,7 +46,7 @@ package struct ArticleBodiesRequest: Sendable, Equatable, Codable {
 /// The answer to a request for article bodies (`POST /v1/articles/bodies`).
 ///
 /// Every asked id is in exactly one of the three lists. The receiver checks each body against the digest it
-/// holds for the article (``Replica/fillBodies(_:)``): the `sha256` sent is a claim, never trusted on its own.
+/// holds for the article (``Replica/fillBodies(_:)-13je5``): the `sha256` sent is a claim, never trusted on its own.
 public struct ArticleBodiesAnswer: Sendable, Equatable, Codable {
     /// The bodies the server holds, in the order asked.
     public var bodies: [ArticleBody]

@@ -5,9 +5,9 @@ extension Replica {
     /// Brings back, from a server, bodies this replica lacks (evicted to stay within its storage budget, or
     /// received by reference from a peer that had evicted them).
     ///
-    /// Asks `POST /v1/articles/bodies` in requests of at most ``ArticleBodiesRequest/maxIDs`` ids, asking again
+    /// Asks `POST /v1/articles/bodies` in requests of at most `ArticleBodiesRequest/maxIDs` ids, asking again
     /// for the ids a server leaves out of a full answer (``ArticleBodiesAnswer/truncated``). Every body goes
-    /// through ``fillBodies(_:)``: one whose SHA-256 is not the digest this replica holds for the article is
+    /// through ``fillBodies(_:)-13je5``: one whose SHA-256 is not the digest this replica holds for the article is
     /// refused and counted in ``BodyFillReport/rejected`` (a stale or forged body never replaces the text), and so
     /// is a body for an id that was not asked. Putting a body back is not a change: no change-log entry, no
     /// knowledge moves, nothing is pushed. Each request's bodies are stored as they arrive, so after a failure or a
@@ -15,7 +15,7 @@ extension Replica {
     ///
     /// - Parameters:
     ///   - ids: the articles whose bodies to fetch; ids this replica does not know, or whose body it holds, are
-    ///     not asked for. nil (the default) fetches every body lacking (``articlesWithoutBody(limit:)``).
+    ///     not asked for. nil (the default) fetches every body lacking (``articlesWithoutBody(limit:)-7kj4q``).
     ///   - transport: the server.
     /// - Returns: bodies put back (`filled`), refused (`rejected`), and asked for but held by the server neither
     ///   (`missing`).

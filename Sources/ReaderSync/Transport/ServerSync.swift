@@ -102,6 +102,8 @@ extension Replica {
     /// changes from their authors.
     ///
     /// - Parameters:
+    ///   - transport: how to reach the server (``URLSessionTransport``).
+    ///   - options: page sizes for pushes and pulls.
     ///   - progress: called after every page.
     /// - Throws: ``ReaderSyncError``: ``ReaderSyncError/transport(_:)`` for the network or the server,
     ///   ``ReaderSyncError/forbidden(_:)`` for a push the server refused for rights,

@@ -3,7 +3,7 @@ public import Foundation
 /// A way to reach a sync server: the three exchanges of HTTP sync, whatever carries them (and the one-request
 /// check and fetching article bodies back, which a transport may leave out).
 ///
-/// ``URLSessionTransport`` speaks HTTP with `URLSession`; tests use an ``HTTPSyncTransport`` over an
+/// ``URLSessionTransport`` speaks HTTP with `URLSession`; tests use an `HTTPSyncTransport` over an
 /// in-process client. ``Replica/sync(using:options:progress:)`` drives a transport: knowledge, push, pull pages.
 ///
 /// Every method throws ``ReaderSyncError``: ``ReaderSyncError/transport(_:)`` for the network or a failing
@@ -21,7 +21,7 @@ public protocol SyncTransport: Sendable {
     /// `digest` (``Knowledge/digest(account:)``) holds, and whose the token is. Nil when the server does not offer
     /// the check (the sync then runs the full exchange). The default implementation returns nil.
     func check(digest: String) async throws -> SyncCheck?
-    /// Asks for the bodies of articles (`POST /v1/articles/bodies`): at most ``ArticleBodiesRequest/maxIDs``
+    /// Asks for the bodies of articles (`POST /v1/articles/bodies`): at most `ArticleBodiesRequest/maxIDs`
     /// distinct ids, each a valid article id. The answer is the server's claim: ``Replica/fetchBodies(_:using:)``
     /// checks every body against the digest the replica holds. The default implementation throws
     /// ``ReaderSyncError/transport(_:)``: the transport cannot fetch bodies.
@@ -186,7 +186,7 @@ public struct PushResponse: Sendable, Equatable, Codable {
 
 /// One page of a pull: a bundle of what the client lacks, and whether it is the last.
 public struct PullPage: Sendable, Equatable {
-    /// The bundle (apply it with ``Replica/applyBundle(data:)``).
+    /// The bundle (apply it with ``Replica/applyBundle(data:)-2m3a6``).
     public var bundle: Data
     /// Whether the bundle holds everything the client lacked; if not, pull again with the new knowledge.
     public var isComplete: Bool

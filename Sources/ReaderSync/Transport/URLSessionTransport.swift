@@ -22,6 +22,8 @@ public struct URLSessionTransport: SyncTransport {
     /// Creates a transport for the server at `url` (`http://` or `https://`, optionally with a path prefix).
     ///
     /// - Parameters:
+    ///   - url: the server's address, such as `https://sync.example.com`.
+    ///   - token: the account's bearer token (nil for none: the server will answer 401).
     ///   - timeout: seconds a request may wait for data before it fails.
     ///   - retry: how long and how often to wait for a server that asks to retry later.
     ///   - onRetry: called before each wait, to tell the user why the sync pauses.
