@@ -189,6 +189,20 @@ struct ChangeLogTests {
         #expect(events < 20, "consecutive events merged while the reader was away")
     }
 
+    @Test("merging waiting events: ids unite, mixed origins say merged, and a truncated event stops growing")
+    func eventsAbsorb() {
+        var first = ReplicaEvent(origin: .local, articleIDs: ["a"], commentIDs: [], readStateArticleIDs: ["a"])
+        first.absorb(ReplicaEvent(origin: .merged, articleIDs: ["b"], commentIDs: ["c"], readStateArticleIDs: []))
+        #expect(first.origin == .merged && first.articleIDs == ["a", "b"] && first.commentIDs == ["c"] && !first.isTruncated)
+        var big = ReplicaEvent(origin: .merged, articleIDs: Set((0...ReplicaEvent.maxListedIDs).map { "x\($0)" }),
+                               commentIDs: [], readStateArticleIDs: [])
+        big.absorb(ReplicaEvent(origin: .merged, articleIDs: ["y"], commentIDs: [], readStateArticleIDs: []))
+        #expect(big.isTruncated)
+        let held = big.articleIDs.count
+        big.absorb(ReplicaEvent(origin: .local, articleIDs: ["z"], commentIDs: ["w"], readStateArticleIDs: ["z"]))
+        #expect(big.isTruncated && big.articleIDs.count == held && big.commentIDs.isEmpty)
+    }
+
     @Test func mergedBundlesProduceOneEventNamingWhatChanged() async throws {
         let other = try Replica.inMemory(account: "alice", options: options(clock: clock, idPrefix: "o"))
         try await replica.markRead(mainArticle)

@@ -410,10 +410,12 @@ extension ReplicaEvent {
     /// ``maxListedIDs``.
     mutating func absorb(_ other: ReplicaEvent) {
         if other.origin != origin { origin = .merged }
+        // Once truncated, the lists stop growing: a stream nobody reads holds a bounded amount.
+        guard !isTruncated else { return }
         articleIDs.formUnion(other.articleIDs)
         commentIDs.formUnion(other.commentIDs)
         readStateArticleIDs.formUnion(other.readStateArticleIDs)
-        isTruncated = isTruncated || other.isTruncated
+        isTruncated = other.isTruncated
             || articleIDs.count + commentIDs.count + readStateArticleIDs.count > Self.maxListedIDs
     }
 }
