@@ -97,19 +97,21 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) async throws -> [Fi
     let fills = Array(evictedKeys.shuffled(using: &picker).prefix(options.quick ? 10 : 30))
     let editorFile = try DatabaseQueue(path: corpus.dir.path("editor.db"), configuration: configuration)
     defer { try? editorFile.close() }
+    // The baseline of both fill figures: read the body from the editor's file, write it into the copy.
+    func plainFill(_ key: String) throws {
+        let body = try editorFile.read { db in
+            try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM article WHERE key = ?"), arguments: [key])
+        }
+        try copy.write { db in
+            try db.cachedStatement(sql: "UPDATE article SET body = ? WHERE key = ?").execute(arguments: [body, key])
+        }
+    }
     var fillTimes: [Double] = [], plainTimes: [Double] = []
     for key in fills {
         var filled = 0
         fillTimes.append(try measure { filled = try device.fillBodies(source.articleBodies([key])).filled })
         if filled != 1 { say("note: filling \(key) filled \(filled) bodies") }
-        plainTimes.append(try measure {
-            let body = try editorFile.read { db in
-                try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM article WHERE key = ?"), arguments: [key])
-            }
-            try copy.write { db in
-                try db.cachedStatement(sql: "UPDATE article SET body = ? WHERE key = ?").execute(arguments: [body, key])
-            }
-        })
+        plainTimes.append(try measure { try plainFill(key) })
     }
     let fillMillis = percentile(fillTimes, 0.5) * 1000
     let plainFillMillis = percentile(plainTimes, 0.5) * 1000
@@ -145,14 +147,7 @@ func benchBudget(_ options: Options, _ corpus: BodiesCorpus) async throws -> [Fi
             var filled = 0
             httpTimes.append(try await measureAsync { filled = try await device.fetchBodies([key], using: transport).filled })
             if filled != 1 { say("note: fetching \(key) from the server filled \(filled) bodies") }
-            httpPlainTimes.append(try measure {
-                let body = try editorFile.read { db in
-                    try String.fetchOne(db.cachedStatement(sql: "SELECT body FROM article WHERE key = ?"), arguments: [key])
-                }
-                try copy.write { db in
-                    try db.cachedStatement(sql: "UPDATE article SET body = ? WHERE key = ?").execute(arguments: [body, key])
-                }
-            })
+            httpPlainTimes.append(try measure { try plainFill(key) })
         }
     } catch {
         await server.stop()
